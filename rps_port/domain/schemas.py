@@ -1,0 +1,185 @@
+"""Pydantic v2 schemas: what the API reads and writes. Money is an exact decimal string, times UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from rps_port.timeutil import ensure_utc
+
+ObjectId = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$", examples=["65a1f0c2e4b0a1b2c3d4e5f6"])]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+UTC = Annotated[datetime, AfterValidator(ensure_utc)]
+# Serialised as a JSON string so no client parses money into a binary float.
+MoneyOut = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")]
+MoneyIn = Annotated[
+    Decimal,
+    Field(max_digits=16, decimal_places=4, allow_inf_nan=False),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+]
+
+CustomerStatus = Literal["active", "blocked", "archived"]
+OrderStatus = Literal["draft", "placed", "paid", "fulfilled", "cancelled", "refunded"]
+TransactionKind = Literal["charge", "refund", "payout", "adjustment"]
+TransactionStatus = Literal["pending", "succeeded", "failed", "reversed"]
+
+
+class Attribution(BaseModel):
+    org_id: ObjectId
+    client_id: ObjectId | None = None
+    project_id: ObjectId | None = None
+
+
+class RecordOut(Attribution):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: ObjectId
+    created_at: UTC
+    updated_at: UTC
+    deleted_at: UTC | None = None
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    kind: Literal["billing", "shipping"]
+    line1: str = Field(min_length=1, max_length=300)
+    line2: str | None = Field(default=None, max_length=300)
+    city: str = Field(min_length=1, max_length=120)
+    region: str | None = Field(default=None, max_length=120)
+    postal_code: str | None = Field(default=None, max_length=32)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+
+
+class CustomerOut(RecordOut):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    status: CustomerStatus
+    marketing_opt_in: bool
+    tax_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    addresses: list[Address] = Field(default_factory=list)
+    meta: dict[str, Any] | None = None
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=300)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{4,31}$")
+    status: CustomerStatus = "active"
+    marketing_opt_in: bool = False
+    tax_id: str | None = Field(default=None, max_length=64)
+    tags: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    addresses: list[Address] = Field(default_factory=list, max_length=20)
+    meta: dict[str, Any] | None = None
+    client_id: ObjectId | None = None
+    project_id: ObjectId | None = None
+
+
+class CustomerUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{4,31}$")
+    status: CustomerStatus | None = None
+    marketing_opt_in: bool | None = None
+    tax_id: str | None = Field(default=None, max_length=64)
+    tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=50)
+    addresses: list[Address] | None = Field(default=None, max_length=20)
+    meta: dict[str, Any] | None = None
+
+
+class OrderItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    position: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: MoneyOut
+    discount: MoneyOut | None = None
+    tax_rate: MoneyOut | None = None
+
+
+class OrderOut(RecordOut):
+    number: str
+    customer_id: ObjectId | None = None
+    status: OrderStatus
+    currency: CurrencyCode
+    subtotal: MoneyOut
+    tax: MoneyOut
+    total: MoneyOut
+    items: list[OrderItemOut] = Field(default_factory=list)
+    shipping_address: Address | None = None
+    placed_at: UTC | None = None
+    notes: str | None = None
+
+
+class OrderItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=300)
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: MoneyIn = Field(ge=0)
+    discount: MoneyIn | None = Field(default=None, ge=0)
+    tax_rate: MoneyIn | None = Field(default=None, ge=0, le=1)
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: ObjectId
+    currency: CurrencyCode
+    items: list[OrderItemCreate] = Field(min_length=1, max_length=200)
+    notes: str | None = Field(default=None, max_length=5000)
+    shipping_address: Address | None = None
+    client_id: ObjectId | None = None
+    project_id: ObjectId | None = None
+
+
+class OrderUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus
+
+
+class CardOut(BaseModel):
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+class TransactionOut(RecordOut):
+    order_id: ObjectId | None = None
+    customer_id: ObjectId | None = None
+    parent_id: ObjectId | None = None
+    kind: TransactionKind
+    status: TransactionStatus
+    amount: MoneyOut
+    currency: CurrencyCode
+    provider: str
+    provider_ref: str | None = None
+    card: CardOut | None = None
+    failure_code: str | None = None
+    processed_at: UTC | None = None
+
+
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: MoneyIn | None = Field(default=None, gt=0, description="Defaults to the remaining refundable amount.")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    next_cursor: str | None = None

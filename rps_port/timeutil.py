@@ -1,0 +1,21 @@
+"""Times are UTC and timezone-aware everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (as SQLite and BSON return them); aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def iso_ms(value: datetime) -> str:
+    """ISO-8601 with milliseconds and `Z`, the way Mongoose serialises a Date."""
+    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
