@@ -7,13 +7,10 @@ from sqlalchemy import Engine
 
 from rps_port.db import make_engine
 from rps_port.domain.registry import load_metadata
+from rps_port.schema import autogenerate_options
 
 config = context.config
 target_metadata = load_metadata()
-
-
-def _include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
-    return not (type_ == "table" and name == "alembic_version")
 
 
 def run_migrations_online() -> None:
@@ -32,8 +29,7 @@ def _run(connection) -> None:  # noqa: ANN001
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_include_object,
-        compare_type=True,
+        **autogenerate_options(),
     )
     with context.begin_transaction():
         context.run_migrations()
