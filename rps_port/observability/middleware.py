@@ -1,0 +1,128 @@
+"""ASGI middleware: request id, access log, HTTP server metrics, principal and route in the log context.
+
+Pure ASGI (no BaseHTTPMiddleware) so streaming and background tasks are untouched. The route
+label is the matched route *template* (`/v1/orders/{order_id}`), never the raw path; requests
+that match no route are grouped under `__unmatched__`, so label cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from rps_port.observability import metrics
+from rps_port.observability.logging import bind_principal, get_logger, new_context, reset_context
+
+_log = get_logger("rps_port.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+REQUEST_ID_HEADER = "x-request-id"
+# request.state attributes other parts set for us
+STATE_PRINCIPAL = "principal"
+STATE_RESPONSE_HEADERS = "rps_response_headers"
+
+
+def route_template(scope: dict[str, Any], root_path: str = "") -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    if not path:
+        return metrics.UNMATCHED_ROUTE
+    mount_prefix = scope.get("root_path", "")[len(root_path):] if scope.get("root_path") else ""
+    return f"{mount_prefix}{path}" or "/"
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: Any, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        method = scope.get("method", "GET").upper()
+        method_label = method if method in _METHODS else "_OTHER"
+        root_path = scope.get("root_path", "")
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+
+        token = new_context(request_id=request_id, method=method)
+        status = 500
+        start = time.perf_counter()
+        active = metrics.HTTP_SERVER_ACTIVE.labels(method_label)
+        active.inc()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
+                for name, value in (state.get(STATE_RESPONSE_HEADERS) or {}).items():
+                    extra.append((name.lower().encode("latin-1"), str(value).encode("latin-1")))
+                existing = {k.lower() for k, _ in message.get("headers", [])}
+                message = {
+                    **message,
+                    "headers": list(message.get("headers", [])) + [h for h in extra if h[0] not in existing],
+                }
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status = 500
+            raise
+        finally:
+            duration = time.perf_counter() - start
+            active.dec()
+            route = route_template(scope, root_path)
+            metrics.HTTP_SERVER_DURATION.labels(method_label, route, str(status)).observe(duration)
+            bind_principal(state.get(STATE_PRINCIPAL))
+            if self.access_log:
+                level = 40 if status >= 500 else 20
+                _log.log(
+                    level,
+                    "%s %s %s",
+                    method,
+                    route,
+                    status,
+                    extra={"http_route": route, "status": status, "duration_ms": round(duration * 1000, 3)},
+                )
+            reset_context(token)
+
+
+def add_response_headers(request_or_scope: Any, headers: dict[str, str]) -> None:
+    """Ask the middleware to add headers to this request's response, whatever produces it
+    (the endpoint, an exception handler, a problem+json error)."""
+    scope = getattr(request_or_scope, "scope", request_or_scope)
+    state = scope.setdefault("state", {})
+    state.setdefault(STATE_RESPONSE_HEADERS, {}).update(headers)
+
+
+async def metrics_endpoint(request: Any) -> Any:
+    from starlette.responses import Response
+
+    body, content_type = metrics.render_latest()
+    return Response(body, media_type=content_type)
+
+
+def install_observability(app: Any, settings: Any = None, *, metrics_path: str = "/metrics") -> None:
+    """Wire a FastAPI/Starlette app: the middleware, `GET /metrics`, OpenTelemetry server spans,
+    httpx client spans with trace propagation. Logging itself is configured per process
+    (`configure_logging`), not per app."""
+    from rps_port.observability import tracing
+
+    if getattr(app.state, "_rps_observability", False):
+        return
+    app.state._rps_observability = True
+    app.add_middleware(ObservabilityMiddleware)
+    if metrics_path:
+        app.add_route(metrics_path, metrics_endpoint, methods=["GET"], include_in_schema=False)
+    tracing.configure_tracing(settings)
+    tracing.instrument_app(app)
+    tracing.instrument_httpx()

@@ -1,0 +1,200 @@
+"""OpenTelemetry tracing: one provider, `span()` for our own units of work, auto-instrumentation.
+
+`span("etl.range", collection="orders", start=a, end=b)` wraps an ETL range or a worker handler;
+`configure_tracing(settings)` exports over OTLP/HTTP when `settings.otlp_endpoint` is set;
+`instrument_app(app)`, `instrument_httpx()`, `instrument_engine(engine)` switch on the FastAPI,
+httpx (which also propagates W3C trace context to the legacy proxy and providers) and SQLAlchemy
+instrumentations. Without configuration spans are still created (ids appear in logs) but go nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+SERVICE_NAME = "rps-port"
+_TRACER_NAME = "rps_port"
+_lock = threading.Lock()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Fanout(SpanProcessor):
+    """Span processors that can be added and removed at runtime (tests attach in-memory exporters)."""
+
+    def __init__(self) -> None:
+        self.processors: list[SpanProcessor] = []
+
+    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001
+        for p in list(self.processors):
+            p.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for p in list(self.processors):
+            p.on_end(span)
+
+    def shutdown(self) -> None:
+        for p in list(self.processors):
+            p.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in list(self.processors))
+
+
+_fanout = _Fanout()
+_provider: TracerProvider | None = None
+_otlp_endpoint: str | None = None
+_instrumented: set[str] = set()
+
+
+def get_tracer_provider() -> TracerProvider:
+    """The process's SDK provider, created and installed globally on first use."""
+    global _provider
+    with _lock:
+        if _provider is None:
+            current = trace.get_tracer_provider()
+            if isinstance(current, TracerProvider):
+                _provider = current
+            else:
+                _provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
+                trace.set_tracer_provider(_provider)
+            _provider.add_span_processor(_fanout)
+        return _provider
+
+
+def add_exporter(exporter: SpanExporter, *, batch: bool = False) -> SpanProcessor:
+    """Send spans to `exporter` (SimpleSpanProcessor unless batch); returns the processor for removal."""
+    get_tracer_provider()
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    _fanout.processors.append(processor)
+    return processor
+
+
+def remove_processor(processor: SpanProcessor) -> None:
+    with contextlib.suppress(ValueError):
+        _fanout.processors.remove(processor)
+    processor.shutdown()
+
+
+def configure_tracing(settings: Any = None) -> TracerProvider:
+    """Install the provider; add an OTLP/HTTP exporter once when `settings.otlp_endpoint` is set."""
+    global _otlp_endpoint
+    provider = get_tracer_provider()
+    endpoint = getattr(settings, "otlp_endpoint", None) if settings is not None else None
+    if endpoint and endpoint != _otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url = endpoint.rstrip("/")
+        if not url.endswith("/v1/traces"):
+            url += "/v1/traces"
+        add_exporter(OTLPSpanExporter(endpoint=url), batch=True)
+        _otlp_endpoint = endpoint
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return get_tracer_provider().get_tracer(_TRACER_NAME)
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
+
+
+@contextlib.contextmanager
+def span(name: str, *, carrier: Mapping[str, str] | None = None, **attrs: Any) -> Iterator[trace.Span]:
+    """A span around one unit of work; exceptions are recorded and re-raised.
+
+    `carrier`: headers/attributes of an incoming job (see `inject_context`) to continue its trace.
+    Attribute values must not be PII: ids, names of collections/handlers, counts, bounds.
+    """
+    parent = propagate.extract(dict(carrier)) if carrier else None
+    attributes = {k: _attr(v) for k, v in attrs.items() if v is not None}
+    with tracer().start_as_current_span(name, context=parent, attributes=attributes) as s:
+        yield s
+
+
+def traced(name: str, **attrs: Any) -> Callable[[F], F]:
+    """Decorator form of `span` for sync and async functions."""
+
+    def wrap(fn: F) -> F:
+        import inspect
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def a(*args: Any, **kwargs: Any) -> Any:
+                with span(name, **attrs):
+                    return await fn(*args, **kwargs)
+
+            return a  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def s(*args: Any, **kwargs: Any) -> Any:
+            with span(name, **attrs):
+                return fn(*args, **kwargs)
+
+        return s  # type: ignore[return-value]
+
+    return wrap
+
+
+def inject_context(carrier: dict[str, str] | None = None) -> dict[str, str]:
+    """W3C `traceparent`/`tracestate` of the current span into `carrier` (job headers, SQS attributes)."""
+    carrier = {} if carrier is None else carrier
+    propagate.inject(carrier)
+    return carrier
+
+
+def current_ids() -> tuple[str, str] | None:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+# ---------------------------------------------------------------------------------------- instrumentation
+
+
+def instrument_app(app: Any) -> None:
+    """FastAPI server spans (route template as span name); /metrics and health probes excluded."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    if getattr(app.state, "_rps_otel", False):
+        return
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=get_tracer_provider(), excluded_urls="/metrics,/healthz,/readyz,/livez"
+    )
+    app.state._rps_otel = True
+
+
+def instrument_httpx() -> None:
+    """Client spans for every httpx call and `traceparent` injected into its headers."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    with _lock:
+        if "httpx" in _instrumented:
+            return
+        _instrumented.add("httpx")
+    HTTPXClientInstrumentor().instrument(tracer_provider=get_tracer_provider())
+
+
+def instrument_engine(engine: Any) -> None:
+    """SQL statement spans for one engine (sync Engine or AsyncEngine)."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    sync_engine = getattr(engine, "sync_engine", engine)
+    if getattr(sync_engine, "_rps_otel", False):
+        return
+    SQLAlchemyInstrumentor().instrument(engine=sync_engine, tracer_provider=get_tracer_provider())
+    sync_engine._rps_otel = True
+
+
