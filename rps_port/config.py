@@ -7,6 +7,8 @@ Precedence, highest first: init arguments, environment, `<NAME>_FILE` secret fil
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -143,28 +145,37 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "***"
-            elif name == "database_url" or name.endswith("_url"):
-                value = mask_url(value) if value else value
+            elif isinstance(value, str) and "://" in value:
+                value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[name] = value
         return out
 
 
-def mask_url(url: str) -> str:
-    """Hide the password in a URL such as postgresql://user:pw@host/db."""
-    from sqlalchemy.engine import make_url
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/?#@]*):[^/?#]*@", re.IGNORECASE)
+_URL_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&;](?:[^=&#;]*[_\-.])?(?:password|passwd|pwd|pass|secret|token|key|signature|sig|credentials?)=)[^&#;]*",
+    re.IGNORECASE,
+)
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL such as postgresql://user:pw@host/db (any scheme, several hosts too)
+    and the values of query parameters that look secret (password=, token=, ...)."""
+    url = _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
+    return _URL_SECRET_PARAM.sub(lambda m: f"{m['key']}***", url)
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning a validation error into one ConfigError that names each bad setting."""
+    config_file = os.environ.get("RPS_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"RPS_CONFIG_FILE: no such file {config_file!r}")
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_file or 'rps-port.toml'}: invalid TOML: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

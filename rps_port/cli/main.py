@@ -7,6 +7,7 @@ import importlib
 import typer
 
 from rps_port import __version__
+from rps_port.cli.common import settings_or_exit
 
 app = typer.Typer(
     name="rps-port",
@@ -41,6 +42,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Configuration comes from RPS_* environment variables, *_FILE secrets and rps-port.toml."""
+    settings_or_exit()  # a bad setting stops every command at start, naming the setting
 
 
 for module, attr, name in _GROUPS:
