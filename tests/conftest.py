@@ -52,7 +52,7 @@ class _Postgres:
             return
         try:
             data_dir = Path(tempfile.mkdtemp(prefix="rps-port-pg-"))
-            self._server = get_server(str(data_dir), cleanup_mode="stop")
+            self._server = get_server(str(data_dir), cleanup_mode="delete")
             self.admin_url = self._server.get_uri()
         except Exception as exc:  # pragma: no cover - depends on the machine
             self.error = f"could not start an embedded PostgreSQL: {exc}"
