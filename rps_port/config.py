@@ -107,6 +107,22 @@ class Settings(BaseSettings):
     log_json: bool = True
     otlp_endpoint: str | None = None
 
+    # cutover (issue 8)
+    cutover_audit_log: Path = Field(default=Path("rps-port-audit.jsonl"), description="Hash-chained JSONL audit log of cutover changes.")
+    cutover_evidence_file: Path | None = Field(default=None, description="JSON gate evidence (sync lag, verify, shadow, metrics) to read.")
+    cutover_ramp_steps: str = "1,5,25,50,100"
+    cutover_cohort_by: Literal["org", "client"] = "org"
+    cutover_max_sync_lag_seconds: float = Field(default=60.0, ge=0)
+    cutover_verify_max_age_seconds: float = Field(default=3600.0, gt=0)
+    cutover_max_mismatch_rate: float = Field(default=0.01, ge=0, le=1)
+    cutover_min_shadow_sample: int = Field(default=100, ge=1)
+    cutover_max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    cutover_max_p99_ms: float = Field(default=500.0, gt=0)
+    cutover_min_requests: int = Field(default=100, ge=0)
+    cutover_require_approval: bool = False
+    cutover_dry_run_gates: str = Field(default="", description="Comma-separated gates evaluated and reported but not enforced.")
+    cutover_proxy_timeout_seconds: float = Field(default=30.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:

@@ -1,0 +1,1 @@
+"""Staged cutover: stages, cohorts, gates, state and audit, routing, reverse sync, rehearsal."""
