@@ -11,6 +11,7 @@ TABLE_MODULES = [
     "rps_port.domain.orders",
     "rps_port.domain.transactions",
     "rps_port.outbox.models",
+    "rps_port.etl.models",
     "rps_port.api.idempotency_models",
     "rps_port.cutover.models",
     "rps_port.outbox.state",
