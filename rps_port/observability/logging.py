@@ -30,7 +30,8 @@ _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 
 # LogRecord's own attributes; anything else on a record came from `extra=`.
 _STANDARD = frozenset(
-    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 _HANDLER_NAME = "rps-port"
 
@@ -82,7 +83,8 @@ def principal_fields(principal: Any) -> dict[str, Any]:
 
     def one(values: Any) -> Any:
         if values is None:
-            return None
+            # Principal uses None for "every client/project of the org"
+            return "*" if not isinstance(principal, dict) else None
         if isinstance(values, str):
             return values
         values = list(values)
@@ -93,7 +95,7 @@ def principal_fields(principal: Any) -> dict[str, Any]:
     return {
         k: v
         for k, v in {
-            "org": get("org"),
+            "org": get("org") or get("org_id"),
             "sub": get("sub"),
             "client": one(get("client") or get("clients")),
             "project": one(get("project") or get("projects")),

@@ -43,7 +43,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
                access_token|refresh_token|id_token|auth_token|token|authorization|jwt|
                tax_?id|last4|email|phone)\b["']?
              \s*[=:]\s*["']?)
-            ([^\s&,;"'}\]]+)
+            (?!\[)([^\s&,;"'}\]]+)
             """
         ),
         r"\1" + REDACTED,
@@ -53,7 +53,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # the legacy app's encrypted fields
     (re.compile(r"\benc:v1:[0-9a-fA-F]+:[0-9a-fA-F]+"), REDACTED),
     # e-mail addresses
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "[EMAIL]"),
+    (re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "[EMAIL]"),
     # international phone numbers (+ and 8..15 digits, spaces or dashes allowed)
     (re.compile(r"(?<![\w+])\+\d(?:[\s-]?\d){7,14}\b"), "[PHONE]"),
 ]

@@ -188,13 +188,18 @@ def instrument_httpx() -> None:
 
 
 def instrument_engine(engine: Any) -> None:
-    """SQL statement spans for one engine (sync Engine or AsyncEngine)."""
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    """SQL statement spans for one engine (sync Engine or AsyncEngine); idempotent per engine.
+
+    Uses the instrumentation's per-engine tracer directly: the global instrumentor patches
+    create_engine once and then ignores further engines (and pins sqlalchemy < 2.1)."""
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
     sync_engine = getattr(engine, "sync_engine", engine)
     if getattr(sync_engine, "_rps_otel", False):
         return
-    SQLAlchemyInstrumentor().instrument(engine=sync_engine, tracer_provider=get_tracer_provider())
+    from opentelemetry.metrics import NoOpMeter
+
+    # connection-pool usage goes to Prometheus through our own metrics, not OTel metrics
+    usage = NoOpMeter("rps_port").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(get_tracer_provider().get_tracer("opentelemetry.instrumentation.sqlalchemy"), sync_engine, usage)
     sync_engine._rps_otel = True
-
-
