@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -180,6 +180,11 @@ class RefundCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class Page[T](BaseModel):
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A list page: `next_cursor` is opaque; pass it back as `cursor` for the next page (null at the end)."""
+
     items: list[T]
     next_cursor: str | None = None

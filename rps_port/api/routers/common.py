@@ -1,0 +1,32 @@
+"""Pieces every resource router shares: id and list parameters, documented error responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from rps_port.api.problems import problem_responses
+from rps_port.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+OBJECT_ID = r"^[0-9a-fA-F]{24}$"
+
+IdPath = Annotated[str, Path(pattern=OBJECT_ID, description="Record id (the legacy ObjectId, 24 hex).")]
+RefQuery = Annotated[str | None, Query(pattern=OBJECT_ID)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page; omit for the first page.")
+]
+CreatedAfter = Annotated[datetime | None, Query(description="Only records created at or after this time.")]
+CreatedBefore = Annotated[datetime | None, Query(description="Only records created before this time.")]
+
+DEFAULT_PAGE = DEFAULT_LIMIT
+
+READ_ERRORS = problem_responses(401, 403, 422, 429, 500)
+DETAIL_ERRORS = problem_responses(401, 403, 404, 422, 429, 500)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 500)
+
+
+def lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
