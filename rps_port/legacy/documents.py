@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -115,8 +116,32 @@ class Ids:
         return ObjectId(seconds.to_bytes(4, "big") + self._tag + self._n.to_bytes(6, "big"))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BIAS = 6176  # IEEE 754-2008 decimal128 exponent bias
+_LOW64 = (1 << 64) - 1
+
+
 def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def decimal128(amount: Decimal) -> Decimal128:
+    """`Decimal128(amount)` for finite amounts with < 34 digits, built straight from the BID bits (faster)."""
+    sign, _digits, exponent = amount.as_tuple()
+    coefficient = abs(int(amount.scaleb(-exponent)))  # type: ignore[operator]
+    high = ((exponent + _BIAS) << 49) | (coefficient >> 64)  # type: ignore[operator]
+    if sign:
+        high |= 1 << 63
+    return Decimal128.from_bid(struct.pack("<QQ", coefficient & _LOW64, high))
+
+
+def _randint(rng: random.Random, low: int, high: int) -> int:
+    """Uniform in [low, high]; cheaper than Random.randint (a ~1e-16 bias does not matter here)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+def _choice(rng: random.Random, seq: Any) -> Any:
+    return seq[int(rng.random() * len(seq))]
 
 
 def _iso(ms: int) -> str:
@@ -155,9 +180,9 @@ class DocumentFactory:
         for i, name in enumerate(["Acme Retail", "Globex", "Initech", "Umbrella Shop"]):
             org_id = self.ids.at(_ORG_EPOCH + i)
             clients = []
-            for _ in range(self.rng.randint(2, 4)):
+            for _ in range(_randint(self.rng, 2, 4)):
                 client_id = self.ids.at(_ORG_EPOCH + 100 + i)
-                projects = [self.ids.at(_ORG_EPOCH + 200 + i) for _ in range(self.rng.randint(1, 3))]
+                projects = [self.ids.at(_ORG_EPOCH + 200 + i) for _ in range(_randint(self.rng, 1, 3))]
                 clients.append((client_id, projects))
             orgs.append(OrgInfo(org_id, name, clients))
         return orgs
@@ -165,8 +190,8 @@ class DocumentFactory:
     def _tenant(self) -> Tenant:
         x = self.rng.random() * self._org_cum[-1]
         org = next(o for o, c in zip(self.orgs, self._org_cum, strict=True) if x < c)
-        client, projects = self.rng.choice(org.clients)
-        return Tenant(org.id, client, self.rng.choice(projects))
+        client, projects = _choice(self.rng, org.clients)
+        return Tenant(org.id, client, _choice(self.rng, projects))
 
     def _date_value(self, ms: int, prefix: str, coll: str, quirks: list[str]) -> Any:
         x = self.rng.random()
@@ -206,34 +231,34 @@ class DocumentFactory:
         doc, q, rng = p.doc, p.quirks, self.rng
         if force_deleted or self._chance(f"{coll}.soft_deleted"):
             q.append("soft_deleted")
-            doc["deletedAt"] = _dt(min(created_ms + rng.randint(3_600_000, 400 * 86_400_000), _ms(END)))
+            doc["deletedAt"] = _dt(min(created_ms + _randint(rng, 3_600_000, 400 * 86_400_000), _ms(END)))
         elif self._chance(f"{coll}.deleted_at_absent"):
             q.append("deleted_at_absent")
         else:
             doc["deletedAt"] = None
         if self._chance(f"{coll}.extra_fields"):
             q.append("extra_fields")
-            for name, kind in rng.sample(cat.EXTRA_FIELDS, rng.randint(1, 2)):
+            for name, kind in rng.sample(cat.EXTRA_FIELDS, _randint(rng, 1, 2)):
                 doc[name] = self._extra_value(kind)
         doc["createdAt"] = self._date_value(created_ms, "created_at", coll, q)
         if self._chance(f"{coll}.updated_at_missing"):
             q.append("updated_at_missing")
         else:
-            updated = min(created_ms + rng.randint(0, 90 * 86_400_000), _ms(END))
+            updated = min(created_ms + _randint(rng, 0, 90 * 86_400_000), _ms(END))
             doc["updatedAt"] = self._date_value(updated, "updated_at", coll, q)
         if self._chance(f"{coll}.version_key_missing"):
             q.append("version_key_missing")
         else:
-            doc["__v"] = rng.randint(0, 3)
+            doc["__v"] = _randint(rng, 0, 3)
 
     def _extra_value(self, kind: str) -> Any:
         rng = self.rng
         if kind == "int":
-            return rng.randint(1, 10_000_000)
+            return _randint(rng, 1, 10_000_000)
         if kind == "str":
-            return rng.choice(["import-2017-03", "salesforce", "legacy-v1", "pending_review", "migrated"])
-        return {"vip": rng.random() < 0.5, "history": [rng.randint(1, 9) for _ in range(rng.randint(0, 3))],
-                "note": rng.choice(["", "ok", "re-sync"])}
+            return _choice(rng, ["import-2017-03", "salesforce", "legacy-v1", "pending_review", "migrated"])
+        return {"vip": rng.random() < 0.5, "history": [_randint(rng, 1, 9) for _ in range(_randint(rng, 0, 3))],
+                "note": _choice(rng, ["", "ok", "re-sync"])}
 
     # ---- customers -----------------------------------------------------------------------------
 
@@ -247,8 +272,8 @@ class DocumentFactory:
         self._head("customers", oid, tenant, created_ms, p)
         doc, q = p.doc, p.quirks
 
-        first, first_ascii = rng.choice(cat.FIRST_NAMES)
-        last, last_ascii = rng.choice(cat.LAST_NAMES)
+        first, first_ascii = _choice(rng, cat.FIRST_NAMES)
+        last, last_ascii = _choice(rng, cat.LAST_NAMES)
         if created < NAME_SPLIT_BEFORE and self._chance("customers.legacy_name_split"):
             q.append("legacy_name_split")
             doc["firstName"], doc["lastName"] = first, last
@@ -260,9 +285,9 @@ class DocumentFactory:
         else:
             if self._recent_emails and self._chance("customers.email_duplicate"):
                 q.append("email_duplicate")
-                email = rng.choice(self._recent_emails)
+                email = _choice(rng, self._recent_emails)
             else:
-                email = f"{first_ascii}.{last_ascii}.{index}@{rng.choice(cat.EMAIL_DOMAINS)}"
+                email = f"{first_ascii}.{last_ascii}.{index}@{_choice(rng, cat.EMAIL_DOMAINS)}"
                 self._recent_emails.append(email)
             if self._chance("customers.email_messy"):
                 q.append("email_messy")
@@ -292,7 +317,7 @@ class DocumentFactory:
             q.append("tags_empty")
             doc["tags"] = []
         else:
-            doc["tags"] = rng.sample(cat.TAGS, rng.randint(1, 3))
+            doc["tags"] = rng.sample(cat.TAGS, _randint(rng, 1, 3))
 
         doc["status"] = self._pick(_CUSTOMER_STATUS_CHOICE)
         opt_in = rng.random() < 0.4
@@ -305,7 +330,7 @@ class DocumentFactory:
         if self._chance("customers.tax_id_absent"):
             q.append("tax_id_absent")
         else:
-            tax_id = f"{country}{rng.randint(100_000_000, 999_999_999)}"
+            tax_id = f"{country}{_randint(rng, 100_000_000, 999_999_999)}"
             if created < PLAINTEXT_TAX_ID_BEFORE:
                 q.append("tax_id_plaintext")
                 doc["taxId"] = tax_id
@@ -323,7 +348,7 @@ class DocumentFactory:
 
     def _messy_email(self, email: str) -> str:
         rng = self.rng
-        style = rng.randint(0, 3)
+        style = _randint(rng, 0, 3)
         if style == 0:
             messy = email[0].upper() + email[1:]
         elif style == 1:
@@ -335,7 +360,7 @@ class DocumentFactory:
             messy = email
         # Always some surrounding space when the case change alone could be a no-op.
         if style == 3 or rng.random() < 0.5:
-            messy = rng.choice([" ", "  ", "\t"]) + messy + rng.choice(["", " "])
+            messy = _choice(rng, [" ", "  ", "\t"]) + messy + _choice(rng, ["", " "])
         return messy
 
     def _phone(self, dial: str, q: list[str]) -> str | None:
@@ -343,7 +368,7 @@ class DocumentFactory:
         if self._chance("customers.phone_absent"):
             q.append("phone_absent")
             return None
-        area, a, b = rng.randint(20, 99), rng.randint(100, 999), rng.randint(1000, 9999)
+        area, a, b = _randint(rng, 20, 99), _randint(rng, 100, 999), _randint(rng, 1000, 9999)
         x = rng.random()
         spaced = RATE["customers.phone_spaced"]
         dashed = spaced + RATE["customers.phone_dashed"]
@@ -361,27 +386,27 @@ class DocumentFactory:
 
     def _address(self, kind: str, country: str, cities: list[str], lower: bool) -> dict[str, Any]:
         rng = self.rng
-        addr: dict[str, Any] = {"kind": kind, "line1": f"{rng.randint(1, 999)} {rng.choice(cat.STREETS)}"}
+        addr: dict[str, Any] = {"kind": kind, "line1": f"{_randint(rng, 1, 999)} {_choice(rng, cat.STREETS)}"}
         if rng.random() < 0.2:
-            addr["line2"] = f"Apt {rng.randint(1, 40)}"
-        addr["city"] = rng.choice(cities)
+            addr["line2"] = f"Apt {_randint(rng, 1, 40)}"
+        addr["city"] = _choice(rng, cities)
         if country in cat.REGIONS:
-            addr["region"] = rng.choice(cat.REGIONS[country])
-        addr["postalCode"] = f"{rng.randint(10000, 99999)}"
+            addr["region"] = _choice(rng, cat.REGIONS[country])
+        addr["postalCode"] = f"{_randint(rng, 10000, 99999)}"
         addr["country"] = country.lower() if lower else country
         return addr
 
     def _meta(self) -> dict[str, Any]:
         rng = self.rng
-        meta: dict[str, Any] = {"source": rng.choice(cat.META_SOURCES)}
+        meta: dict[str, Any] = {"source": _choice(rng, cat.META_SOURCES)}
         if rng.random() < 0.5:
-            meta["crmId"] = f"CRM-{rng.randint(1, 999_999):06d}"
+            meta["crmId"] = f"CRM-{_randint(rng, 1, 999_999):06d}"
         if rng.random() < 0.4:
-            meta["prefs"] = {"lang": rng.choice(["en", "de", "fr", "ja"]), "newsletter": rng.random() < 0.5}
+            meta["prefs"] = {"lang": _choice(rng, ["en", "de", "fr", "ja"]), "newsletter": rng.random() < 0.5}
         if rng.random() < 0.2:
-            meta["history"] = [{"at": _dt(_START_MS + rng.randint(0, _SPAN_MS)), "event": "import"}]
+            meta["history"] = [{"at": _dt(_START_MS + _randint(rng, 0, _SPAN_MS)), "event": "import"}]
         if rng.random() < 0.1:
-            meta["score"] = rng.choice([1, 2.5, "high", None])
+            meta["score"] = _choice(rng, [1, 2.5, "high", None])
         return meta
 
     # ---- orders --------------------------------------------------------------------------------
@@ -390,7 +415,7 @@ class DocumentFactory:
         """The customer's orders, oldest first; soft-deleted duplicates come with no OrderRef."""
         rng = self.rng
         end_ms = _ms(END)
-        times = sorted(rng.randint(cust.created_ms, end_ms - 1) for _ in range(rng.randint(0, 8)))
+        times = sorted(_randint(rng, cust.created_ms, end_ms - 1) for _ in range(_randint(rng, 0, 8)))
         out: list[tuple[Planted, OrderRef | None]] = []
         for created_ms in times:
             planted, ref = self._order(cust, created_ms)
@@ -456,14 +481,14 @@ class DocumentFactory:
             q.append("placed_at_null")
             doc["placedAt"] = None
         else:
-            doc["placedAt"] = _dt(created_ms + rng.randint(0, 3_600_000))
+            doc["placedAt"] = _dt(created_ms + _randint(rng, 0, 3_600_000))
         if self._chance("orders.notes_absent"):
             q.append("notes_absent")
         elif self._chance("orders.notes_unicode"):
             q.append("notes_unicode")
-            doc["notes"] = rng.choice(cat.UNICODE_NOTES)
+            doc["notes"] = _choice(rng, cat.UNICODE_NOTES)
         else:
-            doc["notes"] = rng.choice(cat.ASCII_NOTES)
+            doc["notes"] = _choice(rng, cat.ASCII_NOTES)
         self._tail("orders", created_ms, p)
         return p, OrderRef(oid, created_ms, currency, total if p.reject is None else None)
 
@@ -473,17 +498,17 @@ class DocumentFactory:
         exp = -minor_units(currency)
         quantum = Decimal(1).scaleb(exp)
         _c, rates, _cities, _dial = cat.COUNTRIES[cust.country]
-        rate_text = rng.choice(rates)
+        rate_text = _choice(rng, rates)
         rate = Decimal(rate_text)
         low, high = (50, 50_000) if exp else (100, 50_000)
         slots: list[tuple[dict[str, Any], str, Decimal]] = []
         items: list[dict[str, Any]] = []
         subtotal = Decimal(0).scaleb(exp)
         tax = Decimal(0).scaleb(exp)
-        for _ in range(rng.randint(1, 5)):
-            sku, name = rng.choice(cat.PRODUCTS)
-            quantity = rng.randint(1, 10)
-            unit = Decimal(rng.randint(low, high)).scaleb(exp)
+        for _ in range(_randint(rng, 1, 5)):
+            sku, name = _choice(rng, cat.PRODUCTS)
+            quantity = _randint(rng, 1, 10)
+            unit = Decimal(_randint(rng, low, high)).scaleb(exp)
             item: dict[str, Any] = {"sku": sku, "name": name}
             if self._chance("orders.quantity_string"):
                 item["quantity"] = str(quantity)
@@ -495,7 +520,7 @@ class DocumentFactory:
             slots.append((item, "unitPrice", unit))
             line = unit * quantity
             if rng.random() < 0.3:
-                discount = Decimal(rng.randint(1, max(1, int(line.scaleb(-exp)) // 5))).scaleb(exp)
+                discount = Decimal(_randint(rng, 1, max(1, int(line.scaleb(-exp)) // 5))).scaleb(exp)
                 item["discount"] = None
                 slots.append((item, "discount", discount))
                 line -= discount
@@ -506,7 +531,7 @@ class DocumentFactory:
             items.append(item)
         doc["items"] = items
         total = subtotal + tax
-        delta = Decimal(rng.randint(1, 500)).scaleb(exp)
+        delta = Decimal(_randint(rng, 1, 500)).scaleb(exp)
         bad_subtotal = broken == "broken_totals" and rng.random() < 0.5
         bad_total = broken == "broken_totals" and not bad_subtotal
         slots.append((doc, "subtotal", subtotal + delta if bad_subtotal else subtotal))
@@ -539,20 +564,20 @@ class DocumentFactory:
         bad = rng.randrange(len(slots)) if plant_non_numeric else -1
         noisy_wanted = "double" in types and self._chance(f"{coll}.money_float_noise")
         doubles = [i for i, t in enumerate(types) if t == "double" and i != bad and slots[i][2] != 0]
-        forced = rng.choice(doubles) if noisy_wanted and doubles else -1
+        forced = _choice(rng, doubles) if noisy_wanted and doubles else -1
         noisy = False
         for i, ((container, key, amount), kind) in enumerate(zip(slots, types, strict=True)):
             if i == bad:
-                container[key] = rng.choice(cat.NON_NUMERIC_AMOUNTS)
+                container[key] = _choice(rng, cat.NON_NUMERIC_AMOUNTS)
             elif kind == "decimal128":
-                container[key] = Decimal128(amount)
+                container[key] = decimal128(amount)
             elif kind == "string":
                 container[key] = str(amount)
             else:
                 value = float(str(amount))
                 if i == forced or (noisy_wanted and amount != 0 and rng.random() < 0.3):
                     towards = math.inf if rng.random() < 0.5 else -math.inf
-                    for _ in range(rng.randint(1, 3)):
+                    for _ in range(_randint(rng, 1, 3)):
                         value = math.nextafter(value, towards)
                     noisy = True
                 container[key] = value
@@ -567,7 +592,7 @@ class DocumentFactory:
     def _deleted_duplicate(self, cust: CustomerRef, live: dict[str, Any], live_ms: int) -> Planted:
         """An older, soft-deleted order that shares the live order's number (and org)."""
         rng = self.rng
-        created_ms = max(cust.created_ms, live_ms - rng.randint(60_000, 7 * 86_400_000))
+        created_ms = max(cust.created_ms, live_ms - _randint(rng, 60_000, 7 * 86_400_000))
         p = Planted({})
         self._head("orders", self.ids.at(created_ms // 1000), cust.tenant, created_ms, p, allow_missing_org=False)
         if "org" in live:
@@ -583,7 +608,7 @@ class DocumentFactory:
         doc["status"] = "cancelled"
         doc["currency"] = cust.currency
         exp = -minor_units(cust.currency)
-        unit = Decimal(rng.randint(100, 10_000)).scaleb(exp)
+        unit = Decimal(_randint(rng, 100, 10_000)).scaleb(exp)
         doc["items"] = [{"sku": "SKU-1001", "name": "Widget", "quantity": 1, "unitPrice": Decimal128(unit)}]
         doc["subtotal"] = Decimal128(unit)
         doc["tax"] = Decimal128(Decimal(0).scaleb(exp))
@@ -598,19 +623,19 @@ class DocumentFactory:
 
     def transactions_for(self, cust: CustomerRef, orders: list[OrderRef]) -> list[Planted]:
         rng = self.rng
-        return [self._transaction(cust, orders) for _ in range(rng.randint(2, 10))]
+        return [self._transaction(cust, orders) for _ in range(_randint(rng, 2, 10))]
 
     def _transaction(self, cust: CustomerRef, orders: list[OrderRef]) -> Planted:
         rng = self.rng
         kind = self._pick(_TX_KIND_CHOICE)
         order: OrderRef | None = None
         if kind in ("charge", "refund") or (kind == "adjustment" and rng.random() < 0.5):
-            order = rng.choice(orders) if orders else None
+            order = _choice(rng, orders) if orders else None
         end_ms = _ms(END)
         if order is not None:
-            created_ms = min(order.created_ms + rng.randint(1_000, 30 * 86_400_000), end_ms - 1)
+            created_ms = min(order.created_ms + _randint(rng, 1_000, 30 * 86_400_000), end_ms - 1)
         else:
-            created_ms = rng.randint(cust.created_ms, end_ms - 1)
+            created_ms = _randint(rng, cust.created_ms, end_ms - 1)
         oid = self.ids.at(created_ms // 1000)
         p = Planted({})
         broken = self._chance("transactions.broken_non_numeric_amount")
@@ -640,10 +665,10 @@ class DocumentFactory:
             amount = order.total
         elif order is not None and order.total is not None and kind == "refund":
             quantum = Decimal(1).scaleb(exp)
-            share = (order.total * rng.randint(1, 4) / 4).quantize(quantum, rounding=ROUND_HALF_EVEN)
+            share = (order.total * _randint(rng, 1, 4) / 4).quantize(quantum, rounding=ROUND_HALF_EVEN)
             amount = max(share, quantum)
         else:
-            amount = Decimal(rng.randint(100, 200_000)).scaleb(exp)
+            amount = Decimal(_randint(rng, 100, 200_000)).scaleb(exp)
         self._encode_money([(doc, "amount", amount)], "transactions", q, p.reject == "non_numeric_amount")
         if self._chance("transactions.currency_lowercase"):
             q.append("currency_lowercase")
@@ -660,19 +685,19 @@ class DocumentFactory:
             q.append("card_null")
             doc["card"] = None
         else:
-            last4 = f"{rng.randint(0, 9999):04d}"
+            last4 = f"{_randint(rng, 0, 9999):04d}"
             if self._chance("transactions.card_last4_encrypted"):
                 q.append("card_last4_encrypted")
                 last4 = legacy_encrypt(last4, self.secret, iv=rng.randbytes(16))
-            doc["card"] = {"brand": rng.choice(cat.CARD_BRANDS), "last4": last4,
-                           "expMonth": rng.randint(1, 12), "expYear": _dt(created_ms).year + rng.randint(0, 5)}
+            doc["card"] = {"brand": _choice(rng, cat.CARD_BRANDS), "last4": last4,
+                           "expMonth": _randint(rng, 1, 12), "expYear": _dt(created_ms).year + _randint(rng, 0, 5)}
         if status == "failed":
             q.append("failure_code")
-            doc["failureCode"] = rng.choice(cat.FAILURE_CODES)
+            doc["failureCode"] = _choice(rng, cat.FAILURE_CODES)
         if status == "pending":
             q.append("processed_at_absent")
         else:
-            doc["processedAt"] = _dt(min(created_ms + rng.randint(500, 86_400_000), end_ms))
+            doc["processedAt"] = _dt(min(created_ms + _randint(rng, 500, 86_400_000), end_ms))
         self._tail("transactions", created_ms, p)
         return p
 

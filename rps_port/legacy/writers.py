@@ -7,20 +7,68 @@
 
 from __future__ import annotations
 
+import json
+import math
+import struct
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
 
 import bson
-from bson import json_util
+from bson import Decimal128, ObjectId, json_util
+from bson.datetime_ms import _datetime_to_millis
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
 _BUFFER = 1 << 20
+_INT32 = 1 << 31
 
 
 def dumps_canonical(doc: Mapping[str, Any]) -> str:
-    """One document as mongoexport --jsonFormat=canonical writes it (compact, UTF-8, no trailing newline)."""
+    """One document as mongoexport --jsonFormat=canonical writes it (compact, UTF-8, no trailing newline).
+
+    Byte-identical to `json_util.dumps(doc, json_options=CANONICAL_JSON_OPTIONS, ensure_ascii=False,
+    separators=(",", ":"))` (a test checks it on whole datasets), but converts the BSON types the
+    generator writes without json_util's generic dispatch, which makes JSON output ~3x faster.
+    """
+    return json.dumps(_canonical(doc), ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_canonical_reference(doc: Mapping[str, Any]) -> str:
+    """pymongo's own canonical Extended JSON, the reference `dumps_canonical` must equal."""
     return json_util.dumps(doc, json_options=CANONICAL_JSON_OPTIONS, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decimal128_text(value: Decimal128) -> str:
+    """str(value) without Decimal128.to_decimal()'s overhead (same result; NaN/Infinity fall back)."""
+    low, high = struct.unpack("<QQ", value.bid)
+    if (high >> 61) & 3 == 3:
+        return str(value)
+    coefficient = ((high & 0x1FFFFFFFFFFFF) << 64) | low
+    exponent = ((high >> 49) & 0x3FFF) - 6176
+    return str(Decimal((high >> 63, tuple(map(int, str(coefficient))), exponent)))
+
+
+def _canonical(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: _canonical(v) for k, v in value.items()}
+    if kind is list:
+        return [_canonical(v) for v in value]
+    if kind is int:
+        return {"$numberInt": str(value)} if -_INT32 <= value < _INT32 else {"$numberLong": str(value)}
+    if kind is float and math.isfinite(value):
+        return {"$numberDouble": repr(value)}
+    if kind is ObjectId:
+        return {"$oid": str(value)}
+    if kind is datetime:
+        return {"$date": {"$numberLong": str(_datetime_to_millis(value))}}
+    if kind is Decimal128:
+        return {"$numberDecimal": _decimal128_text(value)}
+    return json_util._json_convert(value, CANONICAL_JSON_OPTIONS)
 
 
 class CollectionWriter:
