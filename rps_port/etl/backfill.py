@@ -1,0 +1,362 @@
+"""The backfill: bounded, idempotent, resumable, by `_id` range, with a reconciliation at the end.
+
+Work is "process range [lo, hi) of collection C up to bound B" (`process_range`), checkpointed in
+the target in the same transaction as each batch; `run_backfill` plans the ranges of each
+collection (referenced collections first), runs them, and reconciles. Another executor (issue 4:
+local processes, Dask) can call `start_job`, `plan_ranges`, `process_range` and `finish_job` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, insert, select, update
+
+from rps_port.etl.batch import BatchProcessor
+from rps_port.etl.loader import writer_for
+from rps_port.etl.mapping import Mapping
+from rps_port.etl.models import EtlCheckpoint, EtlReconciliation, EtlReject, EtlRun
+from rps_port.etl.sources import Source
+from rps_port.etl.tables import mapping_tables
+from rps_port.timeutil import utcnow
+
+DEFAULT_BATCH_SIZE = 2000
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RangeTask:
+    collection: str
+    lo: str = ""  # inclusive ("" = from the start, including non-ObjectId ids)
+    hi: str | None = None  # exclusive (None = up to the bound)
+    bound: str | None = None  # highest _id when the job started (inclusive)
+
+
+@dataclass
+class RangeCounts:
+    loaded: int = 0
+    rejected: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    flagged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.loaded + self.rejected + sum(self.skipped.values())
+
+    def add(self, other: RangeCounts) -> None:
+        self.loaded += other.loaded
+        self.rejected += other.rejected
+        self.skipped.update(other.skipped)
+        self.flagged += other.flagged
+
+
+@dataclass
+class Reconciliation:
+    collection: str
+    source_total: int
+    loaded: int
+    rejected: int
+    skipped: dict[str, int]
+    flagged: int
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def balanced(self) -> bool:
+        return self.source_total == self.loaded + self.rejected + self.skipped_total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "skipped_total": self.skipped_total, "balanced": self.balanced}
+
+
+@dataclass
+class Job:
+    run_id: str
+    job_id: str
+    job_key: str
+    resumed: bool
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    job_id: str
+    resumed: bool
+    status: str
+    seconds: float
+    reconciliations: list[Reconciliation]
+    rejects_by_reason: dict[str, dict[str, int]]
+    migrated: bool = False
+
+    @property
+    def balanced(self) -> bool:
+        return all(r.balanced for r in self.reconciliations)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job_id": self.job_id,
+            "resumed": self.resumed,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "balanced": self.balanced,
+            "migrated_schema": self.migrated,
+            "reconciliation": [r.as_dict() for r in self.reconciliations],
+            "rejects_by_reason": self.rejects_by_reason,
+        }
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def job_key(source: Source, mapping: Mapping, collections: list[str]) -> str:
+    text = "|".join([source.key, mapping.version, ",".join(collections)])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def start_job(engine: Engine, source: Source, mapping: Mapping, collections: list[str]) -> Job:
+    """A new run; it joins the job of an interrupted run of the same source/mapping/collections."""
+    key = job_key(source, mapping, collections)
+    run_id = str(uuid.uuid4())
+    runs = EtlRun.__table__
+    with engine.begin() as conn:
+        previous = conn.execute(
+            select(runs.c.id, runs.c.job_id, runs.c.status)
+            .where(runs.c.job_key == key)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).first()
+        resumed = previous is not None and previous.status in ("running", "failed", "interrupted")
+        job_id = previous.job_id if resumed else run_id
+        if resumed and previous.status == "running":
+            conn.execute(update(runs).where(runs.c.id == previous.id).values(status="interrupted"))
+        conn.execute(
+            insert(runs).values(
+                id=run_id,
+                job_id=job_id,
+                job_key=key,
+                source=source.description,
+                mapping_version=mapping.version,
+                collections=collections,
+                status="running",
+                started_at=utcnow(),
+            )
+        )
+    return Job(run_id, job_id, key, resumed)
+
+
+def plan_ranges(engine: Engine, source: Source, job: Job, collection: str, parts: int = 1) -> list[RangeTask]:
+    """The job's ranges of a collection: those already recorded (a resumed job keeps its bound), or new ones."""
+    cps = EtlCheckpoint.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(cps.c.range_lo, cps.c.range_hi, cps.c.bound)
+            .where(and_(cps.c.job_id == job.job_id, cps.c.collection == collection))
+            .order_by(cps.c.range_lo)
+        ).all()
+    if rows:
+        return [RangeTask(collection, r.range_lo, r.range_hi, r.bound) for r in rows]
+    stats = source.stats(collection)
+    bound = stats.max_id
+    return [RangeTask(collection, lo, hi, bound) for lo, hi in split_ids(stats.min_id, stats.max_id, parts)]
+
+
+def split_ids(min_id: str | None, max_id: str | None, parts: int) -> list[tuple[str, str | None]]:
+    """`parts` contiguous ranges covering everything up to max_id, split evenly over the id space."""
+    if parts <= 1 or not min_id or not max_id or min_id == max_id:
+        return [("", None)]
+    lo, hi = int(min_id, 16), int(max_id, 16)
+    step = max(1, (hi - lo) // parts)
+    cuts = sorted({format(lo + step * i, "024x") for i in range(1, parts)})
+    edges = ["", *cuts]
+    return [(edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i in range(len(edges))]
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _checkpoint(engine: Engine, job: Job, task: RangeTask) -> tuple[str | None, str, RangeCounts]:
+    cps = EtlCheckpoint.__table__
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(cps).where(
+                and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
+            )
+        ).first()
+        if row is None:
+            conn.execute(
+                insert(cps).values(
+                    job_id=job.job_id, collection=task.collection, range_lo=task.lo, range_hi=task.hi,
+                    bound=task.bound, position=None, status="running", loaded=0, rejected=0, skipped={},
+                    flagged=0, run_id=job.run_id, updated_at=utcnow(),
+                )
+            )
+            return None, "running", RangeCounts()
+        counts = RangeCounts(row.loaded, row.rejected, Counter(row.skipped or {}), row.flagged)
+        return row.position, row.status, counts
+
+
+def _batches(source: Source, task: RangeTask, start: str | None, size: int) -> Iterator[tuple[str, list[Any]]]:
+    docs: list[Any] = []
+    pos = start
+    for pos, doc in source.scan(task.collection, task.lo, task.hi, task.bound, start):
+        docs.append(doc)
+        if len(docs) >= size:
+            yield pos, docs
+            docs = []
+    if docs:
+        yield pos or "", docs
+
+
+def process_range(
+    engine: Engine,
+    source: Source,
+    mapping: Mapping,
+    job: Job,
+    task: RangeTask,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> RangeCounts:
+    """Load one range, resuming after its last committed batch. Idempotent: a done range returns its counts."""
+    position, status, counts = _checkpoint(engine, job, task)
+    if status == "done":
+        return counts
+    tables = mapping_tables(mapping)
+    processor = BatchProcessor(mapping, task.collection, tables, job.run_id)
+    rejects = EtlReject.__table__
+    with engine.connect() as conn:
+        open_rejects = conn.execute(
+            select(func.count()).select_from(rejects).where(
+                and_(rejects.c.collection == task.collection, rejects.c.resolved_at.is_(None))
+            )
+        ).scalar_one()
+    processor.check_open_rejects = bool(open_rejects)
+    cps = EtlCheckpoint.__table__
+    where = and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
+    for pos, docs in _batches(source, task, position, batch_size):
+        mapped = processor.map(docs)
+        with engine.connect() as conn, conn.begin():
+            result = processor.write(writer_for(conn), mapped)
+            counts.loaded += result.loaded
+            counts.rejected += len(result.rejects)
+            counts.skipped.update(result.skipped)
+            counts.flagged += len(result.flags)
+            conn.execute(
+                update(cps).where(where).values(
+                    position=pos, loaded=counts.loaded, rejected=counts.rejected, skipped=dict(counts.skipped),
+                    flagged=counts.flagged, run_id=job.run_id, updated_at=utcnow(),
+                )
+            )
+        if progress is not None:
+            progress({"event": "batch", "collection": task.collection, "range": [task.lo, task.hi],
+                      "documents": len(docs), "loaded": counts.loaded, "rejected": counts.rejected,
+                      "skipped": sum(counts.skipped.values())})
+    with engine.begin() as conn:
+        conn.execute(update(cps).where(where).values(status="done", run_id=job.run_id, updated_at=utcnow()))
+    return counts
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def reconcile(engine: Engine, source: Source, job: Job, collection: str) -> Reconciliation:
+    """Source documents = loaded + rejected + skipped (incl. documents beyond the job's bound), stored per run."""
+    cps = EtlCheckpoint.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(cps).where(and_(cps.c.job_id == job.job_id, cps.c.collection == collection))
+        ).all()
+    counts = RangeCounts()
+    bound = None
+    for r in rows:
+        counts.add(RangeCounts(r.loaded, r.rejected, Counter(r.skipped or {}), r.flagged))
+        bound = r.bound
+    beyond = source.count_beyond(collection, bound)
+    if beyond:
+        counts.skipped["beyond_bound"] += beyond
+    total = source.count(collection)
+    rec = Reconciliation(collection, total, counts.loaded, counts.rejected, dict(counts.skipped), counts.flagged)
+    table = EtlReconciliation.__table__
+    with engine.begin() as conn:
+        conn.execute(table.delete().where(and_(table.c.run_id == job.run_id, table.c.collection == collection)))
+        conn.execute(
+            insert(table).values(
+                run_id=job.run_id, collection=collection, job_id=job.job_id, source_total=rec.source_total,
+                loaded=rec.loaded, rejected=rec.rejected, skipped=rec.skipped, flagged=rec.flagged,
+                balanced=rec.balanced, created_at=utcnow(),
+            )
+        )
+    return rec
+
+
+def rejects_by_reason(engine: Engine, collections: list[str]) -> dict[str, dict[str, int]]:
+    table = EtlReject.__table__
+    out: dict[str, dict[str, int]] = {c: {} for c in collections}
+    with engine.connect() as conn:
+        for coll, reason, n in conn.execute(
+            select(table.c.collection, table.c.reason, func.count())
+            .where(and_(table.c.collection.in_(collections), table.c.resolved_at.is_(None)))
+            .group_by(table.c.collection, table.c.reason)
+        ):
+            out[coll][reason] = n
+    return out
+
+
+def finish_job(engine: Engine, job: Job, status: str, summary: dict[str, Any]) -> None:
+    runs = EtlRun.__table__
+    with engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == job.run_id).values(status=status, finished_at=utcnow(),
+                                                                         summary=summary))
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def run_backfill(
+    engine: Engine,
+    source: Source,
+    mapping: Mapping,
+    collections: list[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    parts: int = 1,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Load `collections` (default: all the mapping names that the source has) and reconcile them."""
+    started = time.monotonic()
+    names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
+    job = start_job(engine, source, mapping, names)
+    if progress is not None:
+        progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
+                  "collections": names})
+    recs: list[Reconciliation] = []
+    try:
+        for name in names:
+            tasks = plan_ranges(engine, source, job, name, parts)
+            total = source.stats(name).count
+            if progress is not None:
+                progress({"event": "collection", "collection": name, "total": total, "ranges": len(tasks)})
+            for task in tasks:
+                process_range(engine, source, mapping, job, task, batch_size=batch_size, progress=progress)
+            rec = reconcile(engine, source, job, name)
+            recs.append(rec)
+            if progress is not None:
+                progress({"event": "reconciled", **rec.as_dict()})
+    except BaseException:
+        finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
+        raise
+    summary = RunSummary(
+        job.run_id, job.job_id, job.resumed, "done" if all(r.balanced for r in recs) else "imbalanced",
+        time.monotonic() - started, recs, rejects_by_reason(engine, names),
+    )
+    finish_job(engine, job, summary.status, summary.as_dict())
+    return summary

@@ -1,0 +1,341 @@
+"""Where legacy documents come from: a live MongoDB, a mongodump directory, mongoexport files.
+
+Every source streams (no collection is held in memory) and reads by `_id` range [lo, hi) up to a
+bound (the highest `_id` when the job started). `scan()` yields `(position, document)`; the position
+is an opaque resume token (a byte offset in a file, the last `_id` for MongoDB) that a checkpoint
+stores, so a resumed range continues exactly after the last committed batch.
+
+Ids are compared as 24-hex strings (the same order as ObjectId); a document whose `_id` is not an
+ObjectId gets the key "" and belongs to the first range, where the mapping rejects it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import bson
+from bson.codec_options import CodecOptions
+
+from rps_port.etl import extjson
+from rps_port.ids import normalize_object_id
+
+_CODEC = CodecOptions(tz_aware=False)
+_ID_PREFIX = b"\x07_id\x00"
+_JSON_ID = re.compile(rb'^\s*\{\s*"_id"\s*:\s*\{\s*"\$oid"\s*:\s*"([0-9a-fA-F]{24})"')
+
+
+class SourceError(RuntimeError):
+    """The source cannot be opened or read; the message says which path/URI and why (no credentials)."""
+
+
+@dataclass
+class SourceStats:
+    count: int
+    min_id: str | None
+    max_id: str | None
+
+
+def in_range(key: str, lo: str, hi: str | None, bound: str | None) -> bool:
+    return key >= lo and (hi is None or key < hi) and (bound is None or key <= bound)
+
+
+class Source(Protocol):
+    description: str
+    key: str
+
+    def collections(self) -> list[str]: ...
+    def stats(self, collection: str) -> SourceStats: ...
+    def scan(
+        self, collection: str, lo: str = "", hi: str | None = None, bound: str | None = None, start: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
+    def count(self, collection: str) -> int: ...
+    def count_beyond(self, collection: str, bound: str | None) -> int: ...
+    def fetch(self, collection: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- files
+
+
+class _FileSource:
+    """Shared logic of the file sources: one file per collection, scanned front to back."""
+
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, folder: Path, kind: str) -> None:
+        self.folder = folder
+        self.description = f"{kind}:{folder}"
+        self.key = f"{kind}:{folder.resolve()}"
+        self._stats: dict[str, SourceStats] = {}
+        self._files: dict[str, Path] = {}
+        for path in sorted(folder.iterdir()):
+            for suffix in self.suffixes:
+                if path.name.endswith(suffix) and path.is_file():
+                    self._files.setdefault(path.name[: -len(suffix)], path)
+        if not self._files:
+            raise SourceError(f"{folder}: no {' or '.join(self.suffixes)} files")
+
+    def collections(self) -> list[str]:
+        return sorted(self._files)
+
+    def _path(self, collection: str) -> Path:
+        try:
+            return self._files[collection]
+        except KeyError:
+            raise SourceError(f"{self.folder}: no file for collection {collection!r}") from None
+
+    def _open(self, collection: str) -> Any:
+        path = self._path(collection)
+        return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb", buffering=1 << 20)  # noqa: SIM115
+
+    def _raw(self, collection: str, start: int) -> Iterator[tuple[int, str, bytes]]:
+        raise NotImplementedError
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stats(self, collection: str) -> SourceStats:
+        if collection not in self._stats:
+            count, lo, hi = 0, None, None
+            for _pos, key, _raw in self._raw(collection, 0):
+                count += 1
+                if key:
+                    lo = key if lo is None or key < lo else lo
+                    hi = key if hi is None or key > hi else hi
+            self._stats[collection] = SourceStats(count, lo, hi)
+        return self._stats[collection]
+
+    def scan(
+        self, collection: str, lo: str = "", hi: str | None = None, bound: str | None = None, start: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        for pos, key, raw in self._raw(collection, int(start or 0)):
+            if in_range(key, lo, hi, bound):
+                yield str(pos), self._decode(raw)
+
+    def count(self, collection: str) -> int:
+        return self.stats(collection).count
+
+    def count_beyond(self, collection: str, bound: str | None) -> int:
+        if bound is None:
+            return 0
+        return sum(1 for _p, key, _r in self._raw(collection, 0) if key > bound)
+
+    def fetch(self, collection: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        wanted = set(ids)
+        for _pos, key, raw in self._raw(collection, 0):
+            if key in wanted:
+                yield self._decode(raw)
+
+    def close(self) -> None:
+        pass
+
+
+class DumpSource(_FileSource):
+    """A mongodump database folder: `<collection>.bson` (or `.bson.gz`), BSON documents back to back."""
+
+    suffixes = (".bson", ".bson.gz")
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "mongodump")
+
+    def _raw(self, collection: str, start: int) -> Iterator[tuple[int, str, bytes]]:
+        with self._open(collection) as fh:
+            if start:
+                fh.seek(start)
+            pos = start
+            read = fh.read
+            while True:
+                head = read(4)
+                if not head:
+                    return
+                if len(head) < 4:
+                    raise SourceError(f"{self._path(collection)}: truncated BSON at byte {pos}")
+                (size,) = struct.unpack("<i", head)
+                body = read(size - 4)
+                if len(body) != size - 4 or size < 5:
+                    raise SourceError(f"{self._path(collection)}: truncated BSON document at byte {pos}")
+                raw = head + body
+                pos += size
+                if raw[4:9] == _ID_PREFIX:
+                    key = raw[9:21].hex()
+                else:  # _id not first (rare): decode to find it
+                    key = normalize_object_id(bson.decode(raw, _CODEC).get("_id")) or ""
+                yield pos, key, raw
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        return bson.decode(raw, _CODEC)
+
+
+class ExportSource(_FileSource):
+    """mongoexport files: `<collection>.json`, one Extended JSON (v1 or v2) document per line."""
+
+    suffixes = (".json", ".json.gz", ".jsonl")
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "mongoexport")
+        self._files = {k: v for k, v in self._files.items() if not k.endswith(".metadata") and k != "manifest"}
+
+    def _raw(self, collection: str, start: int) -> Iterator[tuple[int, str, bytes]]:
+        with self._open(collection) as fh:
+            if start:
+                fh.seek(start)
+            pos = start
+            for line in fh:
+                pos += len(line)
+                if not line.strip():
+                    continue
+                m = _JSON_ID.match(line)
+                if m:
+                    key = m.group(1).decode().lower()
+                else:
+                    try:
+                        key = normalize_object_id(extjson.loads(line).get("_id")) or ""
+                    except (ValueError, AttributeError):
+                        key = ""
+                yield pos, key, line
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        try:
+            doc = extjson.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return {"$unparseable": str(exc)[:200]}
+        return doc if isinstance(doc, dict) else {"$unparseable": "not an object"}
+
+
+# --------------------------------------------------------------------------- MongoDB
+
+
+class MongoSource:
+    """A live MongoDB through pymongo (or anything with its API, e.g. mongomock in tests)."""
+
+    def __init__(self, uri: str | None = None, db: str | None = None, client: Any = None) -> None:
+        if client is None:
+            import pymongo
+
+            if not uri:
+                raise SourceError("a mongodb:// URI is required")
+            client = pymongo.MongoClient(uri, tz_aware=False)
+            db = db or pymongo.uri_parser.parse_uri(uri).get("database") or "rps"
+            self.description = _mask_mongo(uri)
+        else:
+            self.description = f"mongodb-client:{db or 'rps'}"
+        self.client = client
+        self.db = client[db or "rps"]
+        self.key = f"mongodb:{self.description}/{self.db.name}"
+
+    def collections(self) -> list[str]:
+        return sorted(n for n in self.db.list_collection_names() if not n.startswith("system."))
+
+    def stats(self, collection: str) -> SourceStats:
+        coll = self.db[collection]
+        first = next(iter(coll.find({}, {"_id": 1}).sort("_id", 1).limit(1)), None)
+        last = next(iter(coll.find({}, {"_id": 1}).sort("_id", -1).limit(1)), None)
+        return SourceStats(
+            coll.count_documents({}),
+            normalize_object_id(first["_id"]) if first else None,
+            normalize_object_id(last["_id"]) if last else None,
+        )
+
+    def scan(
+        self, collection: str, lo: str = "", hi: str | None = None, bound: str | None = None, start: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        from bson import ObjectId
+
+        cond: dict[str, Any] = {}
+        if start:
+            cond["$gt"] = ObjectId(start)
+        elif lo:
+            cond["$gte"] = ObjectId(lo)
+        else:
+            cond["$gte"] = ObjectId("0" * 24)
+        if hi is not None:
+            cond["$lt"] = ObjectId(hi)
+        if bound is not None:
+            cond["$lte"] = ObjectId(bound)
+        cursor = self.db[collection].find({"_id": cond}).sort("_id", 1).batch_size(1000)
+        for doc in cursor:
+            yield normalize_object_id(doc["_id"]) or "", doc
+
+    def count(self, collection: str) -> int:
+        return self.db[collection].count_documents({})
+
+    def count_beyond(self, collection: str, bound: str | None) -> int:
+        if bound is None:
+            return 0
+        from bson import ObjectId
+
+        return self.db[collection].count_documents({"_id": {"$gt": ObjectId(bound)}})
+
+    def fetch(self, collection: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        from bson import ObjectId
+
+        chunk: list[ObjectId] = []
+        for i in ids:
+            if normalize_object_id(i):
+                chunk.append(ObjectId(i))
+        for start in range(0, len(chunk), 1000):
+            yield from self.db[collection].find({"_id": {"$in": chunk[start : start + 1000]}})
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+def _mask_mongo(uri: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def open_source(location: str | Path, *, db: str | None = None, client: Any = None) -> Source:
+    """`mongodb://...` (or a pymongo-compatible `client`), a mongodump root or database folder, or an export dir.
+
+    A dump root with several databases needs `db` (default `rps`). A generator output directory
+    (`rps/` and `export/` side by side) reads the BSON dump.
+    """
+    if client is not None:
+        return MongoSource(client=client, db=db)
+    text = str(location)
+    if text.startswith(("mongodb://", "mongodb+srv://")):
+        return MongoSource(text, db)
+    folder = Path(text)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: not a directory or mongodb:// URI")
+    if _has(folder, (".bson", ".bson.gz")):
+        return DumpSource(folder)
+    if _has(folder, (".json", ".json.gz", ".jsonl")) and not (folder / "manifest.json").exists():
+        return ExportSource(folder)
+    dbs = [p for p in sorted(folder.iterdir()) if p.is_dir() and _has(p, (".bson", ".bson.gz"))]
+    if dbs:
+        chosen = [p for p in dbs if p.name == (db or "rps")] or (dbs if len(dbs) == 1 else [])
+        if not chosen:
+            raise SourceError(f"{folder}: several databases ({', '.join(p.name for p in dbs)}); name one with --db")
+        return DumpSource(chosen[0])
+    if (folder / "export").is_dir() and _has(folder / "export", (".json", ".json.gz", ".jsonl")):
+        return ExportSource(folder / "export")
+    raise SourceError(f"{folder}: neither a mongodump (… .bson) nor a mongoexport (… .json) directory")
+
+
+def _has(folder: Path, suffixes: tuple[str, ...]) -> bool:
+    return any(p.name.endswith(suffixes) and not p.name.endswith(".metadata.json") for p in folder.iterdir())
+
+
+def manifest_path(location: str | Path) -> Path | None:
+    """The generator's manifest.json next to (or above) a dump/export folder, if any."""
+    p = Path(str(location))
+    for candidate in (p / "manifest.json", p.parent / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+__all__ = ["DumpSource", "ExportSource", "MongoSource", "Source", "SourceError", "SourceStats", "open_source"]
