@@ -76,3 +76,8 @@ def generate_cmd(
     except (GenerateError, OSError) as exc:
         raise fail(str(exc)) from None
     console.print(_summary(manifest, out, time.perf_counter() - started))
+
+
+from rps_port.cli.legacy_serve import serve  # noqa: E402  (issue 7: the legacy REST emulator)
+
+app.command("serve")(serve)
