@@ -20,7 +20,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 REQUEST_ID_HEADER = "x-request-id"
 # request.state attributes other parts set for us
-STATE_PRINCIPAL = "principal"
+STATE_PRINCIPALS = ("rps_principal", "principal")  # rps_port.api.deps sets the first
 STATE_RESPONSE_HEADERS = "rps_response_headers"
 
 
@@ -82,7 +82,7 @@ class ObservabilityMiddleware:
             active.dec()
             route = route_template(scope, root_path)
             metrics.HTTP_SERVER_DURATION.labels(method_label, route, str(status)).observe(duration)
-            bind_principal(state.get(STATE_PRINCIPAL))
+            bind_principal(next((state[k] for k in STATE_PRINCIPALS if state.get(k) is not None), None))
             if self.access_log:
                 level = 40 if status >= 500 else 20
                 _log.log(
@@ -111,6 +111,23 @@ async def metrics_endpoint(request: Any) -> Any:
     return Response(body, media_type=content_type)
 
 
+def _wrap_outermost(app: Any) -> None:
+    """Put the middleware around every user middleware, whichever installer adds one later (the
+    cutover proxy, say), so proxied and short-circuited requests are measured too. It sits just
+    inside Starlette's ServerErrorMiddleware, which the OpenTelemetry instrumentation expects to
+    find outermost."""
+    original = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        stack = original()
+        if hasattr(stack, "app"):  # ServerErrorMiddleware
+            stack.app = ObservabilityMiddleware(stack.app)
+            return stack
+        return ObservabilityMiddleware(stack)
+
+    app.build_middleware_stack = build_middleware_stack
+
+
 def install_observability(app: Any, settings: Any = None, *, metrics_path: str = "/metrics") -> None:
     """Wire a FastAPI/Starlette app: the middleware, `GET /metrics`, OpenTelemetry server spans,
     httpx client spans with trace propagation. Logging itself is configured per process
@@ -120,7 +137,7 @@ def install_observability(app: Any, settings: Any = None, *, metrics_path: str =
     if getattr(app.state, "_rps_observability", False):
         return
     app.state._rps_observability = True
-    app.add_middleware(ObservabilityMiddleware)
+    _wrap_outermost(app)
     if metrics_path:
         app.add_route(metrics_path, metrics_endpoint, methods=["GET"], include_in_schema=False)
     tracing.configure_tracing(settings)
