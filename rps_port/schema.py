@@ -9,6 +9,7 @@ would write an empty migration.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,29 @@ def upgrade(url: str, revision: str = "heads") -> None:
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    _refuse_ambiguous_downgrade(url, revision)
     command.downgrade(alembic_config(url), revision)
+
+
+def _refuse_ambiguous_downgrade(url: str, revision: str) -> None:
+    """Alembic accepts two targets that do something else than they seem to with several branches."""
+    if re.fullmatch(r"-\d+", revision) and len(current(url)) > 1:
+        raise ValueError(
+            f"downgrade {revision} is ambiguous with several branch heads applied; "
+            "use BRANCH@-1 (e.g. cutover@-1), a revision id, or base"
+        )
+    branch, _, target = revision.partition("@")
+    if target == "base" and branch:
+        script = script_directory()
+        root = script.get_revision(branch)
+        while root.down_revision:
+            down = root.down_revision
+            root = script.get_revision(down[0] if isinstance(down, tuple) else down)
+        if branch not in root.branch_labels:
+            raise ValueError(
+                f"{revision} would also remove the shared root {root.revision} and with it every other "
+                f"branch; use {branch}@{root.revision} to remove only the {branch} branch, or base for everything"
+            )
 
 
 def current(url: str) -> set[str]:

@@ -167,3 +167,35 @@ def test_version_and_help_work_even_with_a_bad_setting() -> None:
     env = {"RPS_LOG_LEVEL": "LOUD"}
     assert runner.invoke(app, ["--version"], env=env).exit_code == 0
     assert runner.invoke(app, ["--help"], env=env).exit_code == 0
+
+
+# ---------------------------------------------------------------- the documented settings table
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_every_setting_has_a_meaning() -> None:
+    from rps_port.cli.config import undocumented
+
+    assert undocumented() == [], "add description= to these settings in rps_port/config.py"
+
+
+def test_readme_settings_table_is_current() -> None:
+    from rps_port.cli.config import with_table
+
+    text = README.read_text(encoding="utf-8")
+    assert with_table(text) == text, "README.md is stale: run `rps-port config docs --write README.md`"
+    for name in Settings.model_fields:
+        assert f"| `RPS_{name.upper()}` |" in text
+
+
+def test_config_docs_check_and_write(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    from rps_port.cli.config import TABLE_END, TABLE_START
+
+    doc.write_text(f"# x\n{TABLE_START}\n| stale |\n{TABLE_END}\nafter\n")
+    assert runner.invoke(app, ["config", "docs", "--check", str(doc)]).exit_code == 1
+    assert runner.invoke(app, ["config", "docs", "--write", str(doc)]).exit_code == 0
+    assert runner.invoke(app, ["config", "docs", "--check", str(doc)]).exit_code == 0
+    written = doc.read_text()
+    assert "| `RPS_DATABASE_URL` | `sqlite:///rps-port.db` |" in written and written.endswith("after\n")

@@ -108,3 +108,50 @@ def test_redis_tests_skip_with_the_reason_when_no_server_can_start(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 skipped" in proc.stdout and "no RPS_TEST_REDIS_URL and no redis-server on PATH" in proc.stdout
     assert rows == []
+
+
+# ---------------------------------------------------------------- README and CI agree with the repository
+
+ROOT = Path(__file__).resolve().parent.parent
+README_TEXT = (ROOT / "README.md").read_text(encoding="utf-8")
+QUICKSTART = [
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[all]' && .venv/bin/rps-port demo",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/pytest",
+]
+
+
+def _section(title: str) -> str:
+    start = README_TEXT.index(f"\n## {title}\n")
+    end = README_TEXT.find("\n## ", start + 1)
+    return README_TEXT[start : end if end > 0 else None]
+
+
+def test_readme_quickstart_is_exactly_two_commands() -> None:
+    import re
+
+    blocks = re.findall(r"```sh\n(.*?)```", _section("Quickstart"), re.S)
+    assert [b.strip() for b in blocks] == QUICKSTART
+
+
+def test_ci_installs_and_tests_as_the_readme_says() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "set -euo pipefail" in ci
+    assert "python3 -m venv" in ci and "pip\" install --quiet --progress-bar off -e '.[dev]'" in ci
+    assert '"$venv/bin/pytest"' in ci and "5)" in ci
+
+
+def test_readme_layout_lists_every_package_folder_and_no_other() -> None:
+    import re
+
+    layout = _section("Layout")
+    listed = set(re.findall(r"^  ([a-z_]+)/ ", layout, re.M))
+    folders = {p.parent.name for p in (ROOT / "rps_port").glob("*/*.py")}
+    assert listed == folders, "README.md's Layout section: add the new folders, remove the gone ones"
+
+
+def test_readme_links_resolve() -> None:
+    import re
+
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README_TEXT):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README links to a missing {target}"

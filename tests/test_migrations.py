@@ -175,6 +175,18 @@ def test_cli_handles_several_branch_heads(extra_branches: None, empty_url: str) 
     now = _current(empty_url)
     assert now["state"] == "behind head" and now["pending"] == ["zz01"]
 
+    _db("upgrade", "--url", empty_url)
+    for ambiguous in ("-1", "probe_b@base"):  # would not do what it says with several branches
+        result = runner.invoke(app, ["db", "downgrade", "--url", empty_url, "--", ambiguous])
+        assert result.exit_code == 1 and "ValueError" in result.output
+        assert _current(empty_url)["state"] == "at head"
+    _db("downgrade", "probe_b@0001", "--url", empty_url)
+    tables = _tables(empty_url)
+    assert "probe_b_things" not in tables and "probe_a_things" in tables and "orders" in tables
+
+    heads_listing = _db("heads").stdout
+    assert "zz01 (probe_a)" in heads_listing and "zz02 (probe_b)" in heads_listing
+
     _db("downgrade", "base", "--url", empty_url)
     assert _tables(empty_url) == {"alembic_version"}
     now = _current(empty_url)

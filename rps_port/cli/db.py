@@ -42,7 +42,9 @@ def upgrade(
 
 @app.command("downgrade")
 def downgrade(
-    revision: str = typer.Argument(..., help="Target revision: base (drops every table), 0001, or BRANCH@REV."),
+    revision: str = typer.Argument(
+        ..., help="Target: base (drops every table), 0001 (every component branch), BRANCH@0001, BRANCH@-1."
+    ),
     url: str | None = UrlOpt,
 ) -> None:
     """Downgrade the schema to REVISION."""
@@ -87,7 +89,9 @@ def heads() -> None:
     """List the head revision of every migration branch this package ships."""
     script = schema.script_directory()
     for rev in sorted(script.get_heads()):
-        labels = ", ".join(sorted(script.get_revision(rev).branch_labels)) or "-"
+        revision = script.get_revision(rev)
+        inherited = set().union(*(script.get_revision(d).branch_labels for d in revision._all_down_revisions))
+        labels = ", ".join(sorted(set(revision.branch_labels) - inherited)) or "-"
         console.print(f"{rev} ({labels})", highlight=False)
 
 
