@@ -63,3 +63,14 @@ def create_app(
     for install in (*INSTALLERS, *installers):
         install(app, settings)
     return app
+
+
+def _register_cutover_routing() -> None:
+    # issue 8: serve-new-or-proxy-to-legacy per request (a no-op unless RPS_CUTOVER_ROUTING is on)
+    from rps_port.cutover import routing
+
+    ROUTE_DEPENDENCIES.append(routing.build_dependency)
+    INSTALLERS.append(routing.install)
+
+
+_register_cutover_routing()

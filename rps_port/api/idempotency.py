@@ -90,17 +90,17 @@ class Idempotency:
                 await session.execute(delete(IdempotencyKey).where(*self._pk(), IdempotencyKey.created_at == row.created_at))
                 await session.commit()
                 continue
-            if row.fingerprint != self.fingerprint:
-                await session.rollback()
+            fp, state = row.fingerprint, row.state
+            status, body, stored_headers = row.response_status, row.response_body, row.response_headers
+            await session.rollback()  # ends the read; expires `row`, hence the copies above
+            if fp != self.fingerprint:
                 return problem(422, f"{HEADER} was already used with a different request payload")
-            if row.state != "completed":
-                await session.rollback()
+            if state != "completed":
                 return problem(409, f"a request with this {HEADER} is still being processed", headers={"Retry-After": "1"})
-            await session.rollback()
-            headers = {**(row.response_headers or {}), REPLAYED: "true"}
-            if row.response_body is None:
-                return Response(status_code=row.response_status or 204, headers=headers)
-            return JSONResponse(row.response_body, status_code=row.response_status or 200, headers=headers)
+            headers = {**(stored_headers or {}), REPLAYED: "true"}
+            if body is None:
+                return Response(status_code=status or 204, headers=headers)
+            return JSONResponse(body, status_code=status or 200, headers=headers)
         return problem(409, f"a request with this {HEADER} is still being processed", headers={"Retry-After": "1"})
 
     async def run(

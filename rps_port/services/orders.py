@@ -93,6 +93,13 @@ def compute_totals(items: list[OrderItemCreate], currency: str) -> Totals:
     return Totals(lines, quantize(subtotal, currency), quantize(tax, currency), quantize(subtotal + tax, currency))
 
 
+async def _lock_numbering(session: AsyncSession, org_id: str) -> None:
+    """Serialise number allocation per org until commit. PostgreSQL: a transaction-scoped advisory
+    lock keyed by the org; SQLite: the API's transactions are BEGIN IMMEDIATE, already serial."""
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(int(org_id[:15], 16))))
+
+
 async def _next_number(session: AsyncSession, org_id: str, year: int) -> str:
     prefix = f"RPS-{year}-"
     last = await session.scalar(
@@ -117,6 +124,7 @@ async def place_order(session: AsyncSession, scope: TenantScope, data: OrderCrea
     )
     totals = compute_totals(data.items, data.currency)
     now = utcnow()
+    await _lock_numbering(session, scope.org_id)
     for attempt in range(NUMBER_ATTEMPTS):
         order = Order(
             **attribution,

@@ -87,7 +87,7 @@ async def refund(session: AsyncSession, scope: TenantScope, charge_id: str, data
             f"transaction {charge.id} is a {charge.status} {charge.kind}; only succeeded charges can be refunded",
             field="id",
         )
-    remaining = charge.amount - await refunded_amount(session, scope, charge)
+    remaining = quantize(charge.amount - await refunded_amount(session, scope, charge), charge.currency)
     if remaining <= 0:
         raise Conflict(f"transaction {charge.id} is already fully refunded", field="id", remaining="0")
     amount = data.amount if data.amount is not None else remaining
