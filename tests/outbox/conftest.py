@@ -86,3 +86,47 @@ def make_worker(engine: Engine, broker: Broker, sendgrid: FakeSendGrid, twilio: 
         catalog=load_catalog(),
     )
     return Worker(ctx, broker, default_handlers(), **kw)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server mode on a free localhost port; boto3 talks HTTP to it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def sqs_queue(moto_endpoint: str, aws_env) -> str:  # noqa: ANN001
+    import uuid
+
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    return client.create_queue(
+        QueueName=f"rps-{uuid.uuid4().hex[:8]}.fifo",
+        Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"},
+    )["QueueUrl"]
