@@ -240,6 +240,10 @@ def process_range(
             )
         ).scalar_one()
     processor.check_open_rejects = bool(open_rejects)
+    if progress is not None and counts.total:
+        progress({"event": "batch", "collection": task.collection, "range": [task.lo, task.hi], "resumed": True,
+                  "documents": counts.total, "loaded": counts.loaded, "rejected": counts.rejected,
+                  "skipped": sum(counts.skipped.values())})
     cps = EtlCheckpoint.__table__
     where = and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
     for pos, docs in _batches(source, task, position, batch_size):

@@ -1,0 +1,303 @@
+"""`rps-port etl`: plan a mapping, dry-run it, run the backfill, and work with rejects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from rps_port.cli.common import console, err_console, fail, is_ci, print_json, settings_or_exit
+from rps_port.config import mask_url
+
+app = typer.Typer(help="Backfill legacy MongoDB documents into SQL through the declarative mapping.", no_args_is_help=True)
+rejects_app = typer.Typer(help="Documents the mapping rejected: list, show, export, replay.", no_args_is_help=True)
+app.add_typer(rejects_app, name="rejects")
+
+MappingOpt = Annotated[Path | None, typer.Option("--mapping", "-m", help="Mapping file (default: the shipped RPS mapping).")]
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target database URL (default: RPS_DATABASE_URL).")]
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="mongodb:// URI, mongodump root or database folder, or mongoexport folder.")]
+CollectionsOpt = Annotated[list[str] | None, typer.Option("--collections", "-c", help="Only these collections (repeat or comma-separate).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON lines of progress, then the summary).")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database name inside a dump root or MongoDB (default: rps).")]
+
+
+def _mapping(path: Path | None) -> Any:
+    from rps_port.etl.errors import MappingError
+    from rps_port.etl.mapping import load_mapping
+
+    settings = settings_or_exit()
+    try:
+        return load_mapping(path, secret=settings.legacy_secret.get_secret_value())
+    except MappingError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _collections(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+def _source(location: str, db: str | None) -> Any:
+    from rps_port.etl.sources import SourceError, open_source
+
+    try:
+        return open_source(location, db=db)
+    except SourceError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _target(url: str | None) -> str:
+    return url or settings_or_exit().database_url
+
+
+def _engine(url: str, quiet: bool) -> Any:
+    from rps_port.etl.target import prepare_target
+
+    engine, migrated = prepare_target(url)
+    if migrated and not quiet:
+        err_console.print(f"[yellow]migrated[/yellow] {mask_url(url)} to the latest schema (it was behind)")
+    return engine, migrated
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@app.command("plan")
+def plan(
+    mapping: MappingOpt = None,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the DDL instead.")] = False,
+    dialect: Annotated[str, typer.Option("--dialect", help="DDL dialect: postgresql or sqlite.")] = "postgresql",
+    as_json: JsonOpt = False,
+) -> None:
+    """The tables, columns, types and child tables the mapping produces."""
+    from rps_port.etl.plan import ddl, describe
+
+    m = _mapping(mapping)
+    if sql:
+        typer.echo(ddl(m, dialect))
+        return
+    tables = describe(m)
+    if as_json:
+        print_json({"mapping": m.version, "tables": tables})
+        return
+    console.print(f"mapping [bold]{m.version}[/bold] ({m.origin})")
+    for info in tables:
+        t = Table(title=f"{info['table']}  ← {info['origin']}", title_justify="left")
+        for col in ("column", "type", "null", "legacy source -> converter"):
+            t.add_column(col)
+        for c in info["columns"]:
+            t.add_row(c["name"] + (" (pk)" if c["primary_key"] else ""), c["type"], "yes" if c["nullable"] else "no",
+                      c["source"])
+        notes = []
+        if info.get("dropped_fields"):
+            notes.append("dropped: " + ", ".join(info["dropped_fields"]))
+        for col, ref in (info.get("references") or {}).items():
+            notes.append(f"{col} -> {ref['collection']} (dangling: {ref['on_missing']}, flag {ref['flag']})")
+        for u in info.get("unique") or []:
+            notes.append(f"unique {'+'.join(u['columns'])}{' among live rows' if u['live_only'] else ''} ({u['reason']})")
+        for c in info.get("checks") or []:
+            notes.append(f"check {c['name']}: {'sum over ' + c['over'] + ' of ' if c['over'] else ''}{c['expr']} = {c['equals']}")
+        if notes:
+            t.caption = "; ".join(notes)
+            t.caption_justify = "left"
+        console.print(t)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _reconciliation_table(recs: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("collection", "source", "loaded", "rejected", "skipped", "flagged", "balanced"):
+        t.add_column(col, justify="left" if col == "collection" else "right")
+    for r in recs:
+        skipped = ", ".join(f"{k} {v}" for k, v in r["skipped"].items()) or "0"
+        t.add_row(r["collection"], f"{r['source_total']:,}", f"{r['loaded']:,}", f"{r['rejected']:,}", skipped,
+                  f"{r['flagged']:,}", "[green]yes[/green]" if r["balanced"] else "[red]NO[/red]")
+    return t
+
+
+@app.command("run")
+def run(
+    source: SourceOpt,
+    target: TargetOpt = None,
+    collections: CollectionsOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per transaction.")] = 2000,
+    mapping: MappingOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
+    from rps_port.etl.backfill import run_backfill
+    from rps_port.etl.progress import JsonProgress, RichProgress
+
+    m = _mapping(mapping)
+    url = _target(target)
+    src = _source(source, db)
+    engine, migrated = _engine(url, as_json)
+    try:
+        if as_json or is_ci():
+            summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size,
+                                   progress=JsonProgress() if as_json else _plain_progress)
+        else:
+            with RichProgress(console) as bar:
+                summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size, progress=bar)
+    except KeyError as exc:
+        raise fail(str(exc.args[0]), 2) from None
+    finally:
+        src.close()
+    summary.migrated = migrated
+    data = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps({"event": "summary", **data}, default=str))
+    else:
+        console.print(_reconciliation_table(data["reconciliation"],
+                                            f"reconciliation, run {summary.run_id}{' (resumed)' if summary.resumed else ''}"))
+        for coll, reasons in data["rejects_by_reason"].items():
+            if reasons:
+                console.print(f"rejects in {coll}: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+        console.print(f"{summary.seconds:.1f} s; target {mask_url(url)}; see `rps-port etl rejects list`")
+    if not summary.balanced:
+        err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
+        raise typer.Exit(1)
+
+
+def _plain_progress(event: dict[str, Any]) -> None:
+    if event.get("event") in ("collection", "reconciled"):
+        console.print(json.dumps(event, default=str))
+
+
+# --------------------------------------------------------------------------- dry-run
+
+
+@app.command("dry-run")
+def dry_run(
+    source: SourceOpt,
+    collections: CollectionsOpt = None,
+    sample: Annotated[int | None, typer.Option("--sample", min=1, help="Only the first N documents per collection.")] = None,
+    mapping: MappingOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Map and validate without writing: rejects by reason, rows per table, quirks seen."""
+    from rps_port.etl.dryrun import dry_run as run_dry
+
+    m = _mapping(mapping)
+    src = _source(source, db)
+    try:
+        report = run_dry(src, m, _collections(collections), sample=sample)
+    finally:
+        src.close()
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for name, c in report.collections.items():
+            t = Table(title=f"{name}: {c['documents']:,} documents, {c['loaded']:,} would load, "
+                            f"{c['rejected']:,} rejected, {sum(c['skipped'].values()):,} skipped")
+            t.add_column("what")
+            t.add_column("count", justify="right")
+            for table, n in c["rows"].items():
+                t.add_row(f"rows {table}", f"{n:,}")
+            for reason, n in c["rejects_by_reason"].items():
+                t.add_row(f"[red]reject {reason}[/red]", f"{n:,}")
+            if isinstance(c["flags"], dict):
+                for flag, n in c["flags"].items():
+                    t.add_row(f"[yellow]flag {flag}[/yellow]", f"{n:,}")
+            for quirk, n in c["quirks_seen"].items():
+                t.add_row(f"quirk {quirk}", f"{n:,}")
+            console.print(t)
+    if not report.balanced:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- rejects
+
+
+@rejects_app.command("list")
+def rejects_list(
+    target: TargetOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    reason: Annotated[list[str] | None, typer.Option("--reason", "-r")] = None,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Include resolved rejects.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Unresolved rejects (id, collection, record, reason, field)."""
+    from rps_port.etl.rejects import list_rejects
+
+    engine, _ = _engine(_target(target), as_json)
+    rows = list_rejects(engine, collection, reason, include_resolved=include_resolved, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title=f"{len(rows)} reject(s)")
+    for col in ("id", "collection", "record", "reason", "field", "message", "resolved"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["id"]), r["collection"], r["record_id"], r["reason"], r["field_path"], r["message"],
+                  "yes" if r["resolved_at"] else "")
+    console.print(t)
+
+
+@rejects_app.command("show")
+def rejects_show(
+    key: Annotated[str, typer.Argument(help="Reject id or the document's _id.")],
+    target: TargetOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+) -> None:
+    """One reject with its stored document (canonical Extended JSON)."""
+    from rps_port.etl.rejects import show_reject
+
+    engine, _ = _engine(_target(target), True)
+    row = show_reject(engine, key, collection)
+    if row is None:
+        raise fail(f"no reject {key!r}")
+    print_json(row)
+
+
+@rejects_app.command("export")
+def rejects_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON lines file to write.")],
+    target: TargetOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    reason: Annotated[list[str] | None, typer.Option("--reason", "-r")] = None,
+) -> None:
+    """Write unresolved rejects as JSON lines (edit the documents, then `replay --file`)."""
+    from rps_port.etl.rejects import export_rejects
+
+    engine, _ = _engine(_target(target), True)
+    n = export_rejects(engine, out, collection, reason)
+    console.print(f"exported {n} reject(s) to {out}")
+
+
+@rejects_app.command("replay")
+def rejects_replay(
+    target: TargetOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    reason: Annotated[list[str] | None, typer.Option("--reason", "-r")] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Re-read the documents from this source.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Edited export file to load instead.")] = None,
+    mapping: MappingOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run only the rejects again through the (fixed) mapping; loaded ones are marked resolved."""
+    from rps_port.etl.rejects import replay_rejects
+
+    m = _mapping(mapping)
+    engine, _ = _engine(_target(target), as_json)
+    src = _source(source, db) if source else None
+    try:
+        summary = replay_rejects(engine, m, collection, reason, source=src, file=file)
+    finally:
+        if src is not None:
+            src.close()
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        still = ", ".join(f"{k} {v}" for k, v in summary.still_rejected.items()) or "none"
+        console.print(f"replayed {summary.attempted}: loaded {summary.loaded}; still rejected: {still}")

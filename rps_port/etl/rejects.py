@@ -1,0 +1,189 @@
+"""Rejected documents: list, show, export (JSON lines a person can edit), and replay only them.
+
+Replay takes each unresolved reject's document (as stored, re-read from the source, or from an
+edited export file), runs it through the current mapping and loads it like the backfill does. A
+document that loads marks its reject resolved; one that still fails is updated with the new reason.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, select, update
+
+from rps_port.etl import extjson
+from rps_port.etl.batch import BatchProcessor
+from rps_port.etl.loader import writer_for
+from rps_port.etl.mapping import Mapping
+from rps_port.etl.models import EtlReject, EtlRun
+from rps_port.etl.sources import Source
+from rps_port.etl.tables import mapping_tables
+from rps_port.timeutil import utcnow
+
+_T = EtlReject.__table__
+
+
+def _where(collection: str | None, reasons: list[str] | None, include_resolved: bool) -> Any:
+    conds = []
+    if collection:
+        conds.append(_T.c.collection == collection)
+    if reasons:
+        conds.append(_T.c.reason.in_(reasons))
+    if not include_resolved:
+        conds.append(_T.c.resolved_at.is_(None))
+    return and_(True, *conds)
+
+
+def list_rejects(
+    engine: Engine,
+    collection: str | None = None,
+    reasons: list[str] | None = None,
+    *,
+    include_resolved: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    stmt = (
+        select(_T.c.id, _T.c.collection, _T.c.record_id, _T.c.reason, _T.c.field_path, _T.c.message,
+               _T.c.mapping_version, _T.c.last_seen_at, _T.c.resolved_at)
+        .where(_where(collection, reasons, include_resolved))
+        .order_by(_T.c.collection, _T.c.record_id)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def show_reject(engine: Engine, key: str, collection: str | None = None) -> dict[str, Any] | None:
+    """A reject by its numeric id or by the document's record id, with the stored document."""
+    cond = _T.c.id == int(key) if key.isdigit() else _T.c.record_id == key
+    if collection:
+        cond = and_(cond, _T.c.collection == collection)
+    with engine.connect() as conn:
+        row = conn.execute(select(_T).where(cond).limit(1)).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    out["document"] = json.loads(out["document"]) if out["document"].startswith("{") else out["document"]
+    return out
+
+
+def export_rejects(
+    engine: Engine, out: Path, collection: str | None = None, reasons: list[str] | None = None
+) -> int:
+    """JSON lines: {collection, record_id, reason, field, message, document (canonical Extended JSON)}."""
+    n = 0
+    with engine.connect() as conn, open(out, "w", encoding="utf-8") as fh:
+        for r in conn.execute(select(_T).where(_where(collection, reasons, False)).order_by(_T.c.collection, _T.c.id)):
+            doc = json.loads(r.document) if r.document.startswith("{") else r.document
+            line = {"collection": r.collection, "record_id": r.record_id, "reason": r.reason, "field": r.field_path,
+                    "message": r.message, "document": doc}
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+@dataclass
+class ReplaySummary:
+    run_id: str
+    attempted: int = 0
+    loaded: int = 0
+    still_rejected: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "attempted": self.attempted, "loaded": self.loaded,
+                "still_rejected": self.still_rejected, "skipped": self.skipped}
+
+
+def _documents(
+    engine: Engine, collection: str | None, reasons: list[str] | None, source: Source | None, file: Path | None
+) -> Iterator[tuple[str, Any]]:
+    if file is not None:
+        with open(file, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    item = json.loads(line)
+                    if collection and item["collection"] != collection:
+                        continue
+                    if reasons and item.get("reason") not in reasons:
+                        continue
+                    yield item["collection"], extjson.from_canonical(item["document"])
+        return
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_T.c.collection, _T.c.record_id, _T.c.document).where(_where(collection, reasons, False))
+        ).all()
+    if source is None:
+        for r in rows:
+            yield r.collection, extjson.loads(r.document)
+        return
+    by_coll: dict[str, list[str]] = {}
+    for r in rows:
+        by_coll.setdefault(r.collection, []).append(r.record_id)
+    for coll, ids in by_coll.items():
+        for doc in source.fetch(coll, ids):
+            yield coll, doc
+
+
+def replay_rejects(
+    engine: Engine,
+    mapping: Mapping,
+    collection: str | None = None,
+    reasons: list[str] | None = None,
+    *,
+    source: Source | None = None,
+    file: Path | None = None,
+    batch_size: int = 500,
+) -> ReplaySummary:
+    """Load the unresolved rejects (optionally of one collection/reason) with the current mapping."""
+    run_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(insert(EtlRun.__table__).values(
+            id=run_id, job_id=run_id, job_key="replay", source=str(file or (source.description if source else "stored")),
+            mapping_version=mapping.version, collections=[collection] if collection else list(mapping.collections),
+            status="running", started_at=utcnow(),
+        ))
+    tables = mapping_tables(mapping)
+    summary = ReplaySummary(run_id)
+    still: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    pending: dict[str, list[Any]] = {}
+
+    def flush(coll: str) -> None:
+        docs = pending.pop(coll, [])
+        if not docs:
+            return
+        processor = BatchProcessor(mapping, coll, tables, run_id)
+        mapped = processor.map(docs)
+        with engine.connect() as conn, conn.begin():
+            result = processor.write(writer_for(conn), mapped)
+        summary.attempted += len(docs)
+        summary.loaded += result.loaded
+        still.update(r.reason for r in result.rejects)
+        skipped.update(result.skipped)
+        if result.skipped:  # skipped on purpose (filter / older than the target): no longer a reject
+            ids = [mapping.collection(coll).record_id(d) for d in docs]
+            with engine.begin() as conn:
+                conn.execute(update(_T).where(and_(_T.c.collection == coll, _T.c.record_id.in_(ids),
+                                                   _T.c.run_id != run_id, _T.c.resolved_at.is_(None)))
+                             .values(resolved_at=utcnow()))
+
+    for coll, doc in _documents(engine, collection, reasons, source, file):
+        pending.setdefault(coll, []).append(doc)
+        if len(pending[coll]) >= batch_size:
+            flush(coll)
+    for coll in mapping.order([c for c in pending if c in mapping.collections]):
+        flush(coll)
+    summary.still_rejected = dict(still)
+    summary.skipped = dict(skipped)
+    with engine.begin() as conn:
+        conn.execute(update(EtlRun.__table__).where(EtlRun.__table__.c.id == run_id)
+                     .values(status="done", finished_at=utcnow(), summary=summary.as_dict()))
+    return summary
