@@ -187,6 +187,18 @@ def record_shadow_comparison(endpoint: str, outcome: str) -> None:
         SHADOW_MISMATCHES.labels(endpoint).inc()
 
 
+def record_shadow_report(report: object) -> None:
+    """Count a finished shadow run (`rps_port.shadow` ShadowReport) per endpoint: matches, mismatches
+    and errors (a legacy or new side that could not answer). Racy and unmappable requests are
+    neither matches nor mismatches and are left out, as in the report's own rate."""
+    for stats in getattr(report, "endpoints", None) or []:
+        for outcome, count in (("match", stats.matches), ("mismatch", stats.mismatches), ("error", stats.errors)):
+            if count:
+                SHADOW_COMPARISONS.labels(stats.endpoint, outcome).inc(count)
+        if stats.mismatches:
+            SHADOW_MISMATCHES.labels(stats.endpoint).inc(stats.mismatches)
+
+
 _stages_seen: set[str] = set()
 
 
