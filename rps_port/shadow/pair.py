@@ -80,6 +80,10 @@ def differences(legacy: Answer, new: Answer, rules: ShadowRules, record_id: str 
                 ignore_ids: frozenset[str] = frozenset()) -> list[tuple[str | None, Difference]]:
     """(record id, difference) pairs; [] when the answers agree."""
     if legacy.kind != new.kind:
+        if legacy.kind == "ok" and new.kind == "not_found":
+            return [(record_id, Difference("(record)", "(record)", "missing", legacy.status, new.status))]
+        if legacy.kind == "not_found" and new.kind == "ok":
+            return [(record_id, Difference("(record)", "(record)", "extra", legacy.status, new.status))]
         return [(record_id, Difference("(status)", "(status)", "value_changed", legacy.status, new.status))]
     if new.invalid:
         return [(record_id, Difference("(schema)", "(schema)", "type_changed", None, new.invalid))]
