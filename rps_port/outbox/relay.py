@@ -1,8 +1,8 @@
 """The relay: claim unpublished outbox rows, publish them, mark them published, in one transaction.
 
 PostgreSQL: rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays share the work; a
-transaction-scoped advisory lock per aggregate, plus a check that no earlier unpublished row of
-that aggregate is outside the claim, keeps each aggregate's events in order across relays.
+transaction-scoped advisory lock per aggregate, and publishing only the unbroken run of that
+aggregate's oldest unpublished events the relay holds, keep each aggregate in order across relays.
 SQLite (one writer): the claim starts with a write, so the batch holds the database's write lock.
 
 At least once: a relay killed after publishing but before its commit leaves the rows
@@ -69,18 +69,22 @@ def _claim_postgres(session: Session, batch_size: int) -> list[OutboxEvent]:
         ).scalar()
         if not got:
             continue
-        earlier = session.execute(
+        # Publish only the run of this aggregate's oldest unpublished events that we hold: a row
+        # another relay has locked (or a gap) stops the run, so nothing overtakes an earlier event.
+        pending = session.scalars(
             select(OutboxEvent.seq)
             .where(
                 OutboxEvent.aggregatetype == agg_type,
                 OutboxEvent.aggregateid == agg_id,
                 OutboxEvent.published_at.is_(None),
-                OutboxEvent.seq < group[0].seq,
+                OutboxEvent.seq <= group[-1].seq,
             )
-            .limit(1)
-        ).first()
-        if earlier is None:
-            claimed.extend(group)
+            .order_by(OutboxEvent.seq)
+        ).all()
+        for row, oldest in zip(group, pending, strict=False):
+            if row.seq != oldest:
+                break
+            claimed.append(row)
     claimed.sort(key=lambda r: r.seq)
     for row in claimed:
         row.attempts += 1
