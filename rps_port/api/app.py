@@ -65,6 +65,14 @@ def create_app(
     return app
 
 
+def _register_hardening() -> None:
+    # issue 9: logs, metrics, tracing, 503 on a database outage, and the rate limit (registered
+    # before the cutover dependency, so requests proxied to legacy are counted too)
+    from rps_port.observability.install import register
+
+    register()
+
+
 def _register_cutover_routing() -> None:
     # issue 8: serve-new-or-proxy-to-legacy per request (a no-op unless RPS_CUTOVER_ROUTING is on)
     from rps_port.cutover import routing
@@ -73,4 +81,5 @@ def _register_cutover_routing() -> None:
     INSTALLERS.append(routing.install)
 
 
+_register_hardening()
 _register_cutover_routing()

@@ -58,6 +58,9 @@ def install(app: Any, settings: Any) -> None:
     """Everything issue 9 adds to the standalone app; safe to call once per app."""
     from rps_port.ratelimit.dependency import install_rate_limiter
 
+    if getattr(app.state, "_rps_hardening", False):
+        return
+    app.state._rps_hardening = True
     install_observability(app, settings)
     install_unavailable_handlers(app)
     ctx = getattr(app.state, "rps_context", None)

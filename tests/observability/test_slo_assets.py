@@ -65,9 +65,7 @@ def exported() -> set[str]:
     """Metric names in the real app's /metrics: sample names plus each family's suffixed names."""
     from rps_port.api.app import create_app
     from rps_port.config import load_settings
-    from rps_port.observability.install import install
-
-    app = create_app(load_settings(database_url="sqlite:///:memory:", jwt_secret="x" * 32), installers=[install])
+    app = create_app(load_settings(database_url="sqlite:///:memory:", jwt_secret="x" * 32))
     text = TestClient(app).get("/metrics").text
     names = set()
     for line in text.splitlines():
