@@ -16,6 +16,7 @@ TABLE_MODULES = [
     "rps_port.cutover.models",
     "rps_port.outbox.state",
     "rps_port.usage.models",
+    "rps_port.shadow.models",
 ]
 
 
