@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,6 +108,16 @@ def unwrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- numbers and money
 
 
+def decimal128_to_decimal(value: Decimal128) -> Decimal:
+    """Decimal128 -> Decimal, exactly; the common (finite, small-coefficient) form decoded directly."""
+    low, high = struct.unpack("<QQ", value.bid)
+    if (high & 0x6000000000000000) == 0x6000000000000000:  # large-coefficient form, Infinity or NaN
+        return value.to_decimal()
+    exponent = ((high & 0x7FFE000000000000) >> 49) - 6176
+    coefficient = ((high & 0x0001FFFFFFFFFFFF) << 64) | low
+    return Decimal(f"{'-' if high >> 63 else ''}{coefficient}E{exponent}")
+
+
 def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
     """An exact Decimal and the kind it came from (decimal128, double, string, int)."""
     if isinstance(value, dict) and len(value) == 1:
@@ -122,7 +133,7 @@ def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
     if isinstance(value, bool):
         raise ConversionError("non_numeric_amount", "a boolean where a number was expected")
     if isinstance(value, Decimal128):
-        dec = value.to_decimal()
+        dec = decimal128_to_decimal(value)
         if not dec.is_finite():
             raise ConversionError("non_numeric_amount", "Decimal128 is not finite")
         return dec, "decimal128"

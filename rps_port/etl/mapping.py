@@ -147,6 +147,14 @@ class _Column:
     spec: ColumnSpec
     alts: list[_Alt]
     conv: convert.Converter
+    # (top-level key for a plain one-segment path else None, alternative, forward converter, its args)
+    plan: list[tuple[str | None, _Alt, Any, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plan = [
+            (a.spec.path if a.spec.path and "." not in a.spec.path else None, a, a.conv.forward, a.args)
+            for a in self.alts
+        ]
 
     def top_fields(self) -> set[str]:
         out = set()
@@ -241,11 +249,14 @@ class CollectionMapping:
         for col in columns:
             value: Any = _MISSING
             used = None
-            for i, alt in enumerate(col.alts):
-                try:
-                    raw = alt.read(doc)
-                except ConversionError as exc:
-                    raise RejectError(record_id, prefix + col.name, exc.reason, exc.message) from None
+            for i, (key, alt, forward, args) in enumerate(col.plan):
+                if key is not None:
+                    raw = doc.get(key, _MISSING)
+                else:
+                    try:
+                        raw = alt.read(doc)
+                    except ConversionError as exc:
+                        raise RejectError(record_id, prefix + col.name, exc.reason, exc.message) from None
                 if raw is _MISSING:
                     continue
                 used = alt
@@ -253,33 +264,37 @@ class CollectionMapping:
                     value = None
                     break
                 try:
-                    value = alt.conv.forward(raw, alt.args, ctx)
+                    value = forward(raw, args, ctx)
                 except ConversionError as exc:
-                    path = alt.spec.path or "+".join(alt.spec.concat or [])
-                    raise RejectError(record_id, prefix + path, exc.reason, exc.message) from None
+                    raise RejectError(record_id, prefix + path_label(alt.spec), exc.reason, exc.message) from None
                 if i and ctx.notes is not None:
                     ctx.note(f"{col.name}:from:{path_label(alt.spec)}")
                 break
             if value is None or value is _MISSING:
-                spec = col.spec
-                if spec.fallback is not None and (value is _MISSING or not spec.reverse_null):
-                    if spec.fallback == "@id_time":
-                        if not record_id.startswith("!"):
-                            value = convert.id_time(record_id)
-                            ctx.note(f"{col.name}:from:_id")
-                    else:
-                        value = row.get(spec.fallback)
-                        if value is not None:
-                            ctx.note(f"{col.name}:from:{spec.fallback}")
-                if (value is None or value is _MISSING) and spec.default is not None:
-                    value = list(spec.default) if isinstance(spec.default, list) else spec.default
-                if value is _MISSING:
-                    value = None
-                if value is None and spec.required:
-                    path = path_label(used.spec) if used else path_label(col.alts[0].spec) if col.alts else col.name
-                    reason = spec.reason or f"missing_{col.name}"
-                    raise RejectError(record_id, prefix + path, reason, "required value is missing or null")
+                value = self._absent(col, value, used, ctx, record_id, prefix)
             row[col.name] = value
+
+    def _absent(self, col: _Column, value: Any, used: _Alt | None, ctx: Context, record_id: str, prefix: str) -> Any:
+        """A value that is missing or null: fallback column, default, or a reject when required."""
+        spec, row = col.spec, ctx.row
+        if spec.fallback is not None and (value is _MISSING or not spec.reverse_null):
+            if spec.fallback == "@id_time":
+                if not record_id.startswith("!"):
+                    value = convert.id_time(record_id)
+                    ctx.note(f"{col.name}:from:_id")
+            else:
+                value = row.get(spec.fallback)
+                if value is not None:
+                    ctx.note(f"{col.name}:from:{spec.fallback}")
+        if (value is None or value is _MISSING) and spec.default is not None:
+            value = list(spec.default) if isinstance(spec.default, list) else spec.default
+        if value is _MISSING:
+            value = None
+        if value is None and spec.required:
+            path = path_label(used.spec) if used else path_label(col.alts[0].spec) if col.alts else col.name
+            reason = spec.reason or f"missing_{col.name}"
+            raise RejectError(record_id, prefix + path, reason, "required value is missing or null")
+        return value
 
     def map(self, doc: Any, secret: str = "", collect_notes: bool = False) -> MappedDocument:
         if not isinstance(doc, dict):
