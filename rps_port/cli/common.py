@@ -18,10 +18,22 @@ err_console = Console(stderr=True)
 
 def settings_or_exit(**overrides: Any) -> Settings:
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    _log_to_file(settings)
+    return settings
+
+
+def _log_to_file(settings: Settings) -> None:
+    """JSON log lines (redacted) to settings.log_file or ./rps-port.log; the terminal stays with rich."""
+    from rps_port.observability.logging import configure_logging
+
+    try:
+        configure_logging(settings, cli=True)
+    except OSError as exc:
+        err_console.print(f"[yellow]warning:[/yellow] not logging to a file: {exc.strerror}")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
