@@ -19,8 +19,9 @@ app = typer.Typer(help="The legacy RPS: synthetic data and (later) an emulator o
 
 def _summary(manifest: Manifest, out: Path, seconds: float) -> Table:
     table = Table(title=f"legacy dataset in {out} (seed {manifest.seed})")
-    for column in ("collection", "documents", "soft-deleted", "expect load", "of which dangling", "expect reject"):
-        table.add_column(column, justify="left" if column == "collection" else "right")
+    table.add_column("collection", no_wrap=True)
+    for column in ("documents", "soft-deleted", "to load", "dangling", "to reject"):
+        table.add_column(column, justify="right")
     for name, stats in manifest.collections.items():
         exp = stats.expected
         table.add_row(

@@ -473,8 +473,11 @@ class DocumentFactory:
 
         total = self._order_money(doc, q, cust, currency, created < TOTAL_CENTS_BEFORE, broken)
 
-        if self._chance("orders.shipping_address_absent") or cust.address is None:
+        if self._chance("orders.shipping_address_absent"):
             q.append("shipping_address_absent")
+        elif cust.address is None:
+            _cur, _rates, cities, _dial = cat.COUNTRIES[cust.country]
+            doc["shippingAddress"] = self._address("shipping", cust.country, cities, False)
         else:
             doc["shippingAddress"] = dict(cust.address)
         if status == "draft":
@@ -614,6 +617,7 @@ class DocumentFactory:
         doc["tax"] = Decimal128(Decimal(0).scaleb(exp))
         doc["total"] = Decimal128(unit)
         p.quirks.append("money_decimal128")
+        p.quirks.append("shipping_address_absent")
         doc["placedAt"] = _dt(created_ms)
         doc["notes"] = "replaced by a corrected order"
         self._tail("orders", created_ms, p, force_deleted=True)
