@@ -67,7 +67,9 @@ class ApiContext:
             engine = make_api_engine(settings.database_url, echo=settings.sql_echo)
             session_factory = async_sessionmaker(engine, expire_on_commit=False)
         verifier = None
-        if principal_resolver is None:
+        # Without a secret or JWKS URL every bearer token is refused (401); a portal that
+        # overrides `get_principal` needs neither.
+        if principal_resolver is None and (settings.jwt_secret or settings.jwt_jwks_url):
             verifier = TokenVerifier.from_settings(settings)
         return cls(
             settings=settings,
