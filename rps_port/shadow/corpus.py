@@ -168,14 +168,14 @@ def sample_corpus(source: str | Path, n: int, *, seed: int = 0, list_limit: int 
     of its customer's orders (transactions), whose result set fits one page, so list membership is
     compared exactly. The principal is an org-wide reader of the document's org.
     """
-    from rps_port.legacy.emulator_store import COLLECTIONS, iter_documents, ref
+    from rps_port.legacy.emulator_store import COLLECTIONS, ref
 
     rng = random.Random(seed)
     out: list[CorpusEntry] = []
     for collection in COLLECTIONS:
         reservoir: list[tuple[str, str, str | None]] = []
         seen = 0
-        for doc in iter_documents(source, collection):
+        for doc in _documents(str(source), collection):
             doc_id, org = ref(doc.get("_id")), ref(doc.get("org"))
             if doc_id is None or org is None:
                 continue
@@ -197,6 +197,23 @@ def sample_corpus(source: str | Path, n: int, *, seed: int = 0, list_limit: int 
                                                                        "limit": str(list_limit)}, principal))
     rng.shuffle(out)
     return out
+
+
+def _documents(source: str, collection: str) -> Any:
+    """`_id`, `org` and `customer` of every document, from a dump/export directory or a live MongoDB."""
+    if source.startswith(("mongodb://", "mongodb+srv://")):
+        import pymongo
+
+        client = pymongo.MongoClient(source, tz_aware=True)
+        try:
+            db = client.get_default_database(default="rps")
+            yield from db[collection].find({}, {"_id": 1, "org": 1, "customer": 1}).sort("_id", 1)
+        finally:
+            client.close()
+        return
+    from rps_port.legacy.emulator_store import iter_documents
+
+    yield from iter_documents(source, collection)
 
 
 class Principals:

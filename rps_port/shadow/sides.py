@@ -106,8 +106,7 @@ class SourceSide:
             import pymongo
 
             client = pymongo.MongoClient(source, tz_aware=True)
-            db_name = pymongo.uri_parser.parse_uri(source).get("database") or "rps"
-            self._mongo = client[db_name]
+            self._mongo = client.get_default_database(default="rps")
 
     def document(self, collection: str, record_id: str) -> dict[str, Any] | None:
         if self._mongo is not None:
