@@ -222,7 +222,9 @@ def dry_run(
     customers: int = typer.Option(200, "--customers", help="Customers to generate."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Rehearse the whole migration on embedded defaults; exit 0 only if every step passed."""
+    """Rehearse the whole migration on embedded defaults; exit 0 only if every step passed.
+
+    Exit 1 names the failed step; exit 4 means no step failed but some were skipped (not available)."""
     from rps_port.cutover.rehearsal import PLANTS, run_rehearsal, write_junit
 
     bad = [p for p in plant if p not in PLANTS]
@@ -233,4 +235,15 @@ def dry_run(
         write_junit(result, junit)
     if as_json:
         print_json(result.to_json())
-    raise typer.Exit(0 if result.ok else 1)
+    else:
+        from rps_port.cli.demo import summary_table
+
+        console.print(summary_table(result))
+        if result.failed:
+            console.print(f"[red]dry-run FAILED at step {result.failed.name}:[/red] {result.failed.detail}")
+        elif not result.ok:
+            console.print("[yellow]dry-run incomplete: steps were skipped (component not available); "
+                          "not a pass[/yellow]")
+        else:
+            console.print("[green]dry-run passed: every step ran and passed[/green]")
+    raise typer.Exit(0 if result.ok else 1 if result.failed else 4)

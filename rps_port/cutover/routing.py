@@ -28,7 +28,6 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 RESOURCES = ("customers", "orders", "transactions")
 READS = {"GET", "HEAD", "OPTIONS"}
 SERVED_BY = "rps_served_by"
-CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,7 @@ class CutoverRouting:
         self.legacy_url = settings.legacy_url.rstrip("/")
         self._injected = client is not None
         self.client = client
+        self.cache_seconds = settings.cutover_state_cache_seconds
         self._snapshot: Snapshot | None = None
         self._fetched = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,11 +98,11 @@ class CutoverRouting:
     async def snapshot(self, request: Request) -> Snapshot:
         from rps_port.api.context import context_of
 
-        if self._snapshot is not None and time.monotonic() - self._fetched < CACHE_SECONDS:
+        if self._snapshot is not None and time.monotonic() - self._fetched < self.cache_seconds:
             return self._snapshot
         self._bind_loop()
         async with self._lock:
-            if self._snapshot is not None and time.monotonic() - self._fetched < CACHE_SECONDS:
+            if self._snapshot is not None and time.monotonic() - self._fetched < self.cache_seconds:
                 return self._snapshot
             try:
                 async with context_of(request).sessionmaker() as session:

@@ -19,10 +19,13 @@ def free_port() -> int:
 @contextmanager
 def serve_in_thread(app: Any, *, port: int | None = None, timeout: float = 15.0) -> Iterator[str]:
     """Yield the base URL while uvicorn serves `app`; stop it on exit."""
+    import logging
+
     import uvicorn
 
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # a 500 is the caller's finding, not console noise
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

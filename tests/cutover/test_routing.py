@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 
 from rps_port.api.app import create_app
 from rps_port.config import load_settings
-from rps_port.cutover import routing
 from rps_port.cutover.controller import Controller
 from rps_port.cutover.routing import Snapshot, decide, legacy_path
 from rps_port.cutover.cohorts import Overrides
@@ -47,12 +46,11 @@ def legacy(tmp_path_factory):
 
 @pytest.fixture
 def world(sqlite_db_url, legacy, tmp_path, monkeypatch):
-    monkeypatch.setattr(routing, "CACHE_SECONDS", 0.0)
     url, org = legacy
 
     def make(routing_on: bool = True, legacy_url: str = url):
         settings = load_settings(database_url=sqlite_db_url, jwt_secret=SECRET, legacy_url=legacy_url,
-                                 cutover_routing=routing_on, cutover_audit_log=tmp_path / "audit.jsonl")
+                                 cutover_routing=routing_on, cutover_state_cache_seconds=0, cutover_audit_log=tmp_path / "audit.jsonl")
         ctl = Controller(settings, evidence=good_evidence(), actor="test")
         return TestClient(create_app(settings)), ctl
 
