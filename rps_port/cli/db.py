@@ -90,7 +90,9 @@ def heads() -> None:
     script = schema.script_directory()
     for rev in sorted(script.get_heads()):
         revision = script.get_revision(rev)
-        inherited = set().union(*(script.get_revision(d).branch_labels for d in revision._all_down_revisions))
+        down = revision.down_revision or ()
+        downs = down if isinstance(down, tuple) else (down,)
+        inherited = set().union(*(script.get_revision(d).branch_labels for d in downs))
         labels = ", ".join(sorted(set(revision.branch_labels) - inherited)) or "-"
         console.print(f"{rev} ({labels})", highlight=False)
 
