@@ -83,7 +83,7 @@ def dry_run(
             for table, child_rows in md.children.items():
                 rows[table] += len(child_rows)
             quirks.update(md.notes)
-            flags.update(md.flags)
+            flags.update(md.flags.keys())
         loaded_ids[name] = ids
         loaded = len(ids)
         report.collections[name] = {

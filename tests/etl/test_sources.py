@@ -1,0 +1,73 @@
+"""Sources: mongodump (root or db folder), mongoexport, and a live MongoDB through pymongo's API (mongomock)."""
+
+from __future__ import annotations
+
+import mongomock
+import pytest
+from bson import ObjectId
+
+from rps_port.etl.mapping import load_mapping
+from rps_port.etl.sources import DumpSource, ExportSource, MongoSource, SourceError, open_source
+from rps_port.legacy.manifest import Manifest
+
+
+def test_open_source_accepts_a_dump_root_a_db_folder_and_an_export_folder(small_dataset):
+    assert isinstance(open_source(small_dataset), DumpSource)
+    assert isinstance(open_source(small_dataset / "rps"), DumpSource)
+    assert isinstance(open_source(small_dataset / "export"), ExportSource)
+    with pytest.raises(SourceError, match="neither a mongodump"):
+        open_source(small_dataset.parent)
+
+
+def test_dump_and_export_hold_the_same_documents_in_the_same_order(small_dataset):
+    manifest = Manifest.load(small_dataset)
+    dump, export = open_source(small_dataset / "rps"), open_source(small_dataset / "export")
+    for name, stats in manifest.collections.items():
+        assert dump.stats(name).count == export.stats(name).count == stats.total
+        a = [d["_id"] for _, d in dump.scan(name)]
+        b = [d["_id"] for _, d in export.scan(name)]
+        assert a == b
+
+
+def test_ranges_partition_a_collection_and_positions_resume_exactly(small_dataset):
+    src = open_source(small_dataset)
+    stats = src.stats("orders")
+    ids = sorted(str(d["_id"]) for _, d in src.scan("orders"))
+    mid = ids[len(ids) // 2]
+    left = [str(d["_id"]) for _, d in src.scan("orders", "", mid, stats.max_id)]
+    right = [str(d["_id"]) for _, d in src.scan("orders", mid, None, stats.max_id)]
+    assert sorted(left + right) == ids and not set(left) & set(right)
+    assert all(i < mid for i in left) and all(i >= mid for i in right)
+    # a bound below the max leaves the newer documents out
+    bounded = [str(d["_id"]) for _, d in src.scan("orders", "", None, mid)]
+    assert max(bounded) == mid and src.count_beyond("orders", mid) == len(ids) - len(bounded)
+    # resume from the position recorded after the 100th document
+    scanned = list(src.scan("orders"))
+    pos = scanned[99][0]
+    rest = [str(d["_id"]) for _, d in src.scan("orders", start=pos)]
+    assert rest == [str(d["_id"]) for _, d in scanned[100:]]
+
+
+def test_mongodb_source_through_the_pymongo_api(small_dataset):
+    client = mongomock.MongoClient()
+    dump = open_source(small_dataset)
+    for name in ("customers", "orders"):
+        client["rps"][name].insert_many([d for _, d in dump.scan(name)])
+    src = open_source("ignored", client=client, db="rps")
+    assert isinstance(src, MongoSource)
+    assert src.collections() == ["customers", "orders"]
+    stats = src.stats("orders")
+    assert stats.count == dump.stats("orders").count and stats.max_id == dump.stats("orders").max_id
+    scanned = list(src.scan("orders"))
+    assert [p for p, _ in scanned] == sorted(p for p, _ in scanned)  # _id order; the position is the last id
+    rest = list(src.scan("orders", start=scanned[9][0]))
+    assert [d["_id"] for _, d in rest] == [d["_id"] for _, d in scanned[10:]]
+    newer = ObjectId()
+    client["rps"]["orders"].insert_one({"_id": newer, "number": "late"})
+    assert src.count_beyond("orders", stats.max_id) == 1
+    assert not any(d["_id"] == newer for _, d in src.scan("orders", bound=stats.max_id))
+    fetched = list(src.fetch("orders", [str(scanned[0][1]["_id"])]))
+    assert fetched[0]["_id"] == scanned[0][1]["_id"]
+    # the mapping reads what pymongo returns
+    mapping = load_mapping()
+    assert mapping.map_document("customers", next(iter(src.scan("customers")))[1]).row["id"]
