@@ -48,36 +48,22 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
-def load_sql(data_dir: Path, url: str) -> dict[str, int]:
-    """Load the dump into SQL with the ETL mapping; returns loaded counts per collection."""
-    from rps_port.etl.errors import RejectError
-    from rps_port.etl.mapping import SkipDocument, load_mapping
-    from rps_port.legacy.emulator_store import iter_documents
-    from rps_port.domain.registry import load_metadata
+def load_sql(data_dir: Path, url: str) -> dict[str, Any]:
+    """Backfill the dump into SQL with the ETL (the same mapping the shadow canonicalises with)."""
     from rps_port.db import make_engine
+    from rps_port.etl.backfill import run_backfill
+    from rps_port.etl.mapping import load_mapping
+    from rps_port.etl.sources import open_source
 
-    metadata = load_metadata()
-    mapping = load_mapping()
     engine = make_engine(url)
-    counts: dict[str, int] = {}
-    with engine.begin() as conn:
-        for collection in mapping.order():
-            cm = mapping.collection(collection)
-            n = 0
-            for doc in iter_documents(data_dir, collection):
-                try:
-                    mapped = mapping.map_document(collection, doc)
-                except (RejectError, SkipDocument):
-                    continue
-                conn.execute(metadata.tables[mapped.table].insert(), [mapped.row])
-                for table, rows in mapped.children.items():
-                    if rows:
-                        conn.execute(metadata.tables[table].insert(), rows)
-                n += 1
-            counts[collection] = n
-            assert cm.table == collection
-    engine.dispose()
-    return counts
+    source = open_source(str(data_dir))
+    try:
+        summary = run_backfill(engine, source, load_mapping())
+    finally:
+        source.close()
+        engine.dispose()
+    assert summary.balanced
+    return summary.as_dict()
 
 
 @dataclass
