@@ -35,6 +35,8 @@ START = datetime(2016, 1, 1, tzinfo=UTC)
 END = datetime(2025, 7, 1, tzinfo=UTC)
 _SPAN_MS = int((END - START).total_seconds() * 1000)
 _START_MS = int(START.timestamp() * 1000)
+_END_MS = int(END.timestamp() * 1000)
+_STRING_ORG_MS = int(STRING_ORG_BEFORE.timestamp() * 1000)
 _ORG_EPOCH = int(datetime(2015, 6, 1, tzinfo=UTC).timestamp())
 
 ORDER_STATUSES = (("draft", 8), ("placed", 12), ("paid", 30), ("fulfilled", 35), ("cancelled", 8), ("refunded", 7))
@@ -211,7 +213,7 @@ class DocumentFactory:
         if allow_missing_org and self._chance(f"{coll}.missing_org"):
             q.append("missing_org")
             p.reject = "missing_org"
-        elif created_ms < _ms(STRING_ORG_BEFORE):
+        elif created_ms < _STRING_ORG_MS:
             q.append("org_string")
             doc["org"] = str(tenant.org)
         else:
@@ -231,7 +233,7 @@ class DocumentFactory:
         doc, q, rng = p.doc, p.quirks, self.rng
         if force_deleted or self._chance(f"{coll}.soft_deleted"):
             q.append("soft_deleted")
-            doc["deletedAt"] = _dt(min(created_ms + _randint(rng, 3_600_000, 400 * 86_400_000), _ms(END)))
+            doc["deletedAt"] = _dt(min(created_ms + _randint(rng, 3_600_000, 400 * 86_400_000), _END_MS))
         elif self._chance(f"{coll}.deleted_at_absent"):
             q.append("deleted_at_absent")
         else:
@@ -244,7 +246,7 @@ class DocumentFactory:
         if self._chance(f"{coll}.updated_at_missing"):
             q.append("updated_at_missing")
         else:
-            updated = min(created_ms + _randint(rng, 0, 90 * 86_400_000), _ms(END))
+            updated = min(created_ms + _randint(rng, 0, 90 * 86_400_000), _END_MS)
             doc["updatedAt"] = self._date_value(updated, "updated_at", coll, q)
         if self._chance(f"{coll}.version_key_missing"):
             q.append("version_key_missing")
@@ -414,7 +416,7 @@ class DocumentFactory:
     def orders_for(self, cust: CustomerRef) -> list[tuple[Planted, OrderRef | None]]:
         """The customer's orders, oldest first; soft-deleted duplicates come with no OrderRef."""
         rng = self.rng
-        end_ms = _ms(END)
+        end_ms = _END_MS
         times = sorted(_randint(rng, cust.created_ms, end_ms - 1) for _ in range(_randint(rng, 0, 8)))
         out: list[tuple[Planted, OrderRef | None]] = []
         for created_ms in times:
@@ -635,7 +637,7 @@ class DocumentFactory:
         order: OrderRef | None = None
         if kind in ("charge", "refund") or (kind == "adjustment" and rng.random() < 0.5):
             order = _choice(rng, orders) if orders else None
-        end_ms = _ms(END)
+        end_ms = _END_MS
         if order is not None:
             created_ms = min(order.created_ms + _randint(rng, 1_000, 30 * 86_400_000), end_ms - 1)
         else:
@@ -718,7 +720,3 @@ class DocumentFactory:
         if provider == "adyen":
             return f"88{rand % 10_000:04d}{seq:010d}"
         return f"MANUAL-{_dt(created_ms).year}-{seq:08d}"
-
-
-def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)

@@ -115,21 +115,25 @@ def generate(
             for c in COLLECTIONS
         }
         for index in range(customers):
+            if progress is not None and index % step == 0:
+                written = sum(w.count for w in writers.values())
+                progress(written, max(expected, written))
             planted, cust = factory.customer(index)
             writers["customers"].write(planted.doc)
             tally.add("customers", planted)
+            if planted.reject:
+                # References never point at a rejected document: the only broken references are
+                # the planted dangling ones, so an ETL's warnings match the manifest exactly.
+                continue
             order_refs = []
             for order, ref in factory.orders_for(cust):
                 writers["orders"].write(order.doc)
                 tally.add("orders", order)
-                if ref is not None:
+                if ref is not None and order.reject is None:
                     order_refs.append(ref)
             for tx in factory.transactions_for(cust, order_refs):
                 writers["transactions"].write(tx.doc)
                 tally.add("transactions", tx)
-            if progress is not None and (index + 1) % step == 0:
-                written = sum(w.count for w in writers.values())
-                progress(written, max(expected, written))
         written = sum(w.count for w in writers.values())
     if progress is not None:
         progress(written, written)

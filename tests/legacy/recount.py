@@ -201,6 +201,8 @@ class Recount:
         if isinstance(cust, str):
             hit("customer_string_ref")
         dangling = oid_hex(cust) not in self.customer_ids
+        if oid_hex(cust) in self.rejects["customers"]:
+            self.problems.append(f"order {doc_id} references rejected customer {cust}")
         items = doc["items"]
         if any(isinstance(i["quantity"], str) for i in items):
             hit("quantity_string")
@@ -274,6 +276,8 @@ class Recount:
             hit("currency_lowercase")
         self._money_style("transactions", [doc["amount"]], currency, hit)
         order = doc["order"]
+        if str(order) in self.rejects["orders"] or str(doc["customer"]) in self.rejects["customers"]:
+            self.problems.append(f"transaction {doc_id} references a rejected document")
         if order is None:
             hit("null_order")
         card = doc["card"]

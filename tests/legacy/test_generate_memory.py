@@ -8,7 +8,7 @@ import sys
 _SCRIPT = """
 import resource, sys
 from rps_port.legacy import generate
-generate(sys.argv[1], int(sys.argv[2]), seed=3, fmt="both")
+generate(sys.argv[1], int(sys.argv[2]), seed=3, fmt="bson")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -21,7 +21,7 @@ def _peak_kib(out, customers: int) -> int:
 
 
 def test_peak_memory_does_not_grow_with_the_dataset(tmp_path):
-    small = _peak_kib(tmp_path / "small", 1_000)
-    large = _peak_kib(tmp_path / "large", 10_000)
-    # ~11k vs ~110k documents: holding them would add well over 100 MiB; allow 24 MiB of slack.
-    assert large - small < 24 * 1024, (small, large)
+    small = _peak_kib(tmp_path / "small", 800)
+    large = _peak_kib(tmp_path / "large", 8_000)
+    # ~9k vs ~89k documents: holding them would add well over 80 MiB; allow 20 MiB of slack.
+    assert large - small < 20 * 1024, (small, large)
