@@ -103,7 +103,7 @@ OUTBOX_PUBLISHED = Counter(
 )
 WORKER_JOBS = Counter(
     "rps_worker_jobs_total",
-    "Background jobs by handler. outcome: succeeded | failed | retried | dead | timeout | duplicate.",
+    "Background jobs by handler. outcome: succeeded | skipped | failed | retried | dead | duplicate.",
     ["handler", "outcome"],
     registry=REGISTRY,
 )
