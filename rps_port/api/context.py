@@ -9,23 +9,30 @@ from datetime import timedelta
 
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import Pool
 
 from rps_port.auth.principal import Principal
 from rps_port.auth.rbac import Policy, load_policy
 from rps_port.auth.tokens import TokenVerifier
 from rps_port.config import Settings, get_settings
-from rps_port.db import is_sqlite, make_async_engine
+from rps_port.db import _sqlite_pragmas, async_url, is_sqlite, make_async_engine
 
 PrincipalResolver = Callable[[Request], Awaitable[Principal]]
 SCOPE_KEY = "rps_port.context"
 
 
-def make_api_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def make_api_engine(url: str, *, echo: bool = False, poolclass: type[Pool] | None = None) -> AsyncEngine:
     """The API's async engine. On SQLite every transaction starts with BEGIN IMMEDIATE: writers
     queue on the busy timeout instead of failing when a read snapshot cannot be upgraded, and
-    SAVEPOINTs work (the pysqlite driver's own transaction handling is switched off)."""
-    engine = make_async_engine(url, echo=echo)
+    SAVEPOINTs work (the pysqlite driver's own transaction handling is switched off).
+    `poolclass=NullPool` suits callers that run each request on a fresh event loop."""
+    if poolclass is None:
+        engine = make_async_engine(url, echo=echo)
+    else:
+        engine = create_async_engine(async_url(url), echo=echo, poolclass=poolclass)
+        if is_sqlite(engine):
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if is_sqlite(engine):
 
         @event.listens_for(engine.sync_engine, "connect")

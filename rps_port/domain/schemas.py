@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from rps_port.timeutil import ensure_utc
 
@@ -27,6 +28,45 @@ TransactionKind = Literal["charge", "refund", "payout", "adjustment"]
 TransactionStatus = Literal["pending", "succeeded", "failed", "reversed"]
 
 
+def _unstorable(value: Any, path: str) -> str | None:
+    """Why `value` cannot be stored as given (PostgreSQL rejects NUL in text and JSON, lone UTF-16
+    surrogates cannot be encoded, JSON has no NaN/Infinity), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path} is not valid Unicode"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{path} is not a finite number"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            problem = _unstorable(k, f"{path} key") or _unstorable(v, f"{path}.{k}")
+            if problem:
+                return problem
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            problem = _unstorable(v, f"{path}.{i}")
+            if problem:
+                return problem
+    return None
+
+
+class InputModel(BaseModel):
+    """A request body: unknown fields are errors, and every value must be storable on both backends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _storable(self) -> InputModel:
+        for name, value in self.__dict__.items():
+            problem = _unstorable(value, name)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
 class Attribution(BaseModel):
     org_id: ObjectId
     client_id: ObjectId | None = None
@@ -42,7 +82,7 @@ class RecordOut(Attribution):
     deleted_at: UTC | None = None
 
 
-class Address(BaseModel):
+class Address(InputModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
     kind: Literal["billing", "shipping"]
@@ -66,9 +106,7 @@ class CustomerOut(RecordOut):
     meta: dict[str, Any] | None = None
 
 
-class CustomerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CustomerCreate(InputModel):
     name: str = Field(min_length=1, max_length=300)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{4,31}$")
@@ -82,9 +120,7 @@ class CustomerCreate(BaseModel):
     project_id: ObjectId | None = None
 
 
-class CustomerUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CustomerUpdate(InputModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{4,31}$")
@@ -122,9 +158,7 @@ class OrderOut(RecordOut):
     notes: str | None = None
 
 
-class OrderItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderItemCreate(InputModel):
     sku: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=300)
     quantity: int = Field(ge=1, le=100_000)
@@ -133,9 +167,7 @@ class OrderItemCreate(BaseModel):
     tax_rate: MoneyIn | None = Field(default=None, ge=0, le=1)
 
 
-class OrderCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderCreate(InputModel):
     customer_id: ObjectId
     currency: CurrencyCode
     items: list[OrderItemCreate] = Field(min_length=1, max_length=200)
@@ -145,9 +177,7 @@ class OrderCreate(BaseModel):
     project_id: ObjectId | None = None
 
 
-class OrderUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderUpdate(InputModel):
     status: OrderStatus
 
 
@@ -173,9 +203,7 @@ class TransactionOut(RecordOut):
     processed_at: UTC | None = None
 
 
-class RefundCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RefundCreate(InputModel):
     amount: MoneyIn | None = Field(default=None, gt=0, description="Defaults to the remaining refundable amount.")
     reason: str | None = Field(default=None, max_length=500)
 

@@ -20,6 +20,8 @@ from rps_port.services.tenancy import TenantScope
 from rps_port.timeutil import utcnow
 
 NUMBER_ATTEMPTS = 5
+# Money columns are NUMERIC(20,4): 16 integer digits. Orders stop well short of that.
+MAX_ORDER_TOTAL = Decimal("1e15")
 
 
 @dataclass
@@ -90,6 +92,8 @@ def compute_totals(items: list[OrderItemCreate], currency: str) -> Totals:
         lines.append(line)
         taxes.append(quantize(line * (item.tax_rate or Decimal(0)), currency))
     subtotal, tax = sum(lines, Decimal(0)), sum(taxes, Decimal(0))
+    if subtotal + tax >= MAX_ORDER_TOTAL:
+        raise InvalidInput(f"the order total must be below {MAX_ORDER_TOTAL:f}", field="items")
     return Totals(lines, quantize(subtotal, currency), quantize(tax, currency), quantize(subtotal + tax, currency))
 
 

@@ -30,7 +30,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, id_ = json.loads(raw)
         when = ensure_utc(datetime.fromisoformat(created))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         raise InvalidInput("cursor is not a cursor this API returned", field="cursor") from None
     if not is_object_id(id_):
         raise InvalidInput("cursor is not a cursor this API returned", field="cursor")

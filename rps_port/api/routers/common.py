@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import AfterValidator
 
 from rps_port.api.problems import problem_responses
 from rps_port.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from rps_port.timeutil import ensure_utc
 
 OBJECT_ID = r"^[0-9a-fA-F]{24}$"
 
@@ -18,8 +20,21 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at mos
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` of the previous page; omit for the first page.")
 ]
-CreatedAfter = Annotated[datetime | None, Query(description="Only records created at or after this time.")]
-CreatedBefore = Annotated[datetime | None, Query(description="Only records created before this time.")]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive times are UTC; a time that has no UTC equivalent (year 1 at +01:00) is a 422, not a 500."""
+    if value is None:
+        return None
+    try:
+        return ensure_utc(value)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[datetime | None, AfterValidator(_utc)]
+CreatedAfter = Annotated[UtcTime, Query(description="Only records created at or after this time (ISO 8601).")]
+CreatedBefore = Annotated[UtcTime, Query(description="Only records created before this time (ISO 8601).")]
 
 DEFAULT_PAGE = DEFAULT_LIMIT
 
