@@ -1,4 +1,4 @@
-"""Compare two canonical forms: equality first (cheap), a bounded DeepDiff only when they differ."""
+"""Compare two canonical forms: equality first (cheap), then a walk into the unequal parts only."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ def _render(steps: list[Any], root: Any) -> tuple[str, str]:
 def _join(prefix: str, path: str) -> str:
     if not path:
         return prefix
+    if not prefix:
+        return path
     return prefix + path if path.startswith("[") else f"{prefix}.{path}"
 
 
@@ -76,41 +78,89 @@ def _number(value: Any) -> Decimal | None:
 def diff(legacy: Any, new: Any, rules: ShadowRules, prefix: tuple[str, str] | None = None) -> list[Difference]:
     """Differences between two canonical forms (after `rules.apply`); [] when they are equal.
 
-    Equal values return at once; otherwise DeepDiff walks at most DEEPDIFF_NODE_BUDGET nodes and
-    at most `rules.max_diffs` differences are kept. Differences within a path's numeric tolerance
-    are dropped. `prefix` (concrete, template) is put in front of the paths, e.g. for the
-    records of a list answer: ("data[<id>]", "data[*]").
+    Equal values return at once (the fast path). Otherwise the walk descends only into parts that
+    are unequal, classifying leaves itself; DeepDiff runs only on arrays whose lengths differ
+    (where aligning elements needs it), within DEEPDIFF_NODE_BUDGET nodes. At most
+    `rules.max_diffs` differences are kept; differences within a path's numeric tolerance are
+    dropped. `prefix` (concrete, template) is put in front of the paths, e.g. for the records of a
+    list answer: ("data[<id>]", "data[*]").
     """
     if legacy == new:
         return []
+    out: list[Difference] = []
+    _walk(legacy, new, "", "", rules, out)
+    if prefix:
+        out = [Difference(_join(prefix[0], d.path), _join(prefix[1], d.template), d.kind, d.legacy, d.new)
+               for d in out]
+    return sorted(out, key=lambda d: d.path)
+
+
+def _step(path: str, template: str, key: Any, keyed: bool) -> tuple[str, str]:
+    if keyed or isinstance(key, int):
+        return f"{path}[{key}]", f"{template}[*]"
+    sep = "." if path else ""
+    return f"{path}{sep}{key}", f"{template}{sep}{key}"
+
+
+def _leaf(a: Any, b: Any, path: str, template: str, rules: ShadowRules, out: list[Difference]) -> None:
+    na, nb = _number(a), _number(b)
+    if na is not None and nb is not None:
+        tol = rules.tolerance_for(template)
+        if tol is not None and abs(na - nb) <= tol:
+            return
+        out.append(Difference(path, template, "value_changed", a, b))
+    elif type(a) is not type(b) and a is not None and b is not None:
+        out.append(Difference(path, template, "type_changed", a, b))
+    else:
+        out.append(Difference(path, template, "value_changed", a, b))
+
+
+def _walk(a: Any, b: Any, path: str, template: str, rules: ShadowRules, out: list[Difference]) -> None:
+    if len(out) >= rules.max_diffs or a == b:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        keyed = isinstance(a, Keyed)
+        for key in list(a) + [k for k in b if k not in a]:
+            p, t = _step(path, template, key, keyed)
+            if key not in b:
+                out.append(Difference(p, t, "missing", a[key], None))
+            elif key not in a:
+                out.append(Difference(p, t, "extra", None, b[key]))
+            else:
+                _walk(a[key], b[key], p, t, rules, out)
+            if len(out) >= rules.max_diffs:
+                return
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                _walk(x, y, f"{path}[{i}]", f"{template}[*]", rules, out)
+            return
+        _deepdiff(a, b, path, template, rules, out)
+        return
+    _leaf(a, b, path, template, rules, out)
+
+
+def _deepdiff(a: list[Any], b: list[Any], path: str, template: str, rules: ShadowRules,
+              out: list[Difference]) -> None:
+    """Arrays of different lengths: DeepDiff aligns the elements (bounded), we classify its report."""
     from deepdiff import DeepDiff
 
-    tree = DeepDiff(
-        legacy,
-        new,
-        view="tree",
-        max_diffs=DEEPDIFF_NODE_BUDGET,
-        ignore_numeric_type_changes=True,
-        verbose_level=1,
-    )
-    out: list[Difference] = []
+    tree = DeepDiff(a, b, view="tree", max_diffs=DEEPDIFF_NODE_BUDGET, ignore_numeric_type_changes=True,
+                    verbose_level=1)
     for report, levels in tree.items():
         kind = _REPORT_KINDS.get(report)
         if kind is None:
             continue
         for level in levels:
             steps = level.path(output_format="list")
-            concrete, template = _render(steps, new if kind == "extra" else legacy)
+            concrete, tmpl = _render(steps, b if kind == "extra" else a)
+            p, t = _join(path, concrete) if concrete else path, _join(template, tmpl) if tmpl else template
             t1 = None if kind == "extra" else level.t1
             t2 = None if kind == "missing" else level.t2
             if kind == "value_changed":
-                tol = rules.tolerance_for(template)
-                a, b = _number(t1), _number(t2)
-                if tol is not None and a is not None and b is not None and abs(a - b) <= tol:
-                    continue
-            if prefix:
-                concrete, template = _join(prefix[0], concrete), _join(prefix[1], template)
-            out.append(Difference(concrete, template, kind, t1, t2))
+                _leaf(t1, t2, p, t, rules, out)
+            else:
+                out.append(Difference(p, t, kind, t1, t2))
             if len(out) >= rules.max_diffs:
-                return sorted(out, key=lambda d: d.path)
-    return sorted(out, key=lambda d: d.path)
+                return

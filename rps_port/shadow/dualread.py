@@ -117,7 +117,7 @@ class DualRead:
     async def call_legacy(self, entry: CorpusEntry, authorization: str | None) -> tuple[int, Any]:
         headers = {"Authorization": authorization} if authorization else {}
         resp = await self.client().get(entry.path, params=entry.query, headers=headers)
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 or resp.status_code == 429:
             raise RuntimeError(f"HTTP {resp.status_code}")
         return resp.status_code, (resp.json() if resp.content else None)
 
@@ -146,14 +146,14 @@ class DualRead:
                  body: bytes) -> Observation:
         rules = self.config.rules
         legacy = legacy_answer(r.kind, r.resource, legacy_status, legacy_body, self.legacy_side, rules)
-        if legacy.unmappable and legacy.record is None and legacy.records is None:
-            why = next(iter(legacy.unmappable.values()))
-            return Observation(r.endpoint, info, "unmappable", error_side="legacy", error=why)
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
         new = new_answer(r.kind, r.resource, status, parsed, rules)
+        if legacy.unmappable and legacy.record is None and legacy.records is None and new.kind != "server_error":
+            why = next(iter(legacy.unmappable.values()))
+            return Observation(r.endpoint, info, "unmappable", error_side="legacy", error=why)
         diffs = differences(legacy, new, rules, r.record_id)
         obs = Observation(r.endpoint, info, "compared", diffs=diffs)
         for rid in list(dict.fromkeys(rid for rid, _ in diffs if rid))[:5]:

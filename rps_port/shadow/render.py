@@ -21,6 +21,7 @@ def _pct(x: float) -> str:
 
 
 def render_terminal(report: ShadowReport, console: Any, *, max_fingerprints: int = 15) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     style = _VERDICT_STYLE[report.verdict]
@@ -35,23 +36,25 @@ def render_terminal(report: ShadowReport, console: Any, *, max_fingerprints: int
                   title="per endpoint")
     for e in report.endpoints:
         s = _VERDICT_STYLE[e.verdict]
-        table.add_row(e.endpoint, str(e.compared), str(e.mismatches), _pct(e.rate), _pct(e.upper_bound),
+        table.add_row(escape(e.endpoint), str(e.compared), str(e.mismatches), _pct(e.rate), _pct(e.upper_bound),
                       f"[{s}]{e.verdict}[/{s}]", str(e.errors), str(e.racy), str(e.unmappable))
-    console.print(table)
+    console.print(table, emoji=False)
     if report.fingerprints:
         fps = Table("count", "endpoint", "path", "kind", "cause", "example", title="fingerprints")
         for f in report.fingerprints[:max_fingerprints]:
             ex = f.examples[0] if f.examples else None
             causes = ", ".join(f"{k} {v}" for k, v in sorted(f.causes.items()))
             sample = f"{_short(ex.legacy)} → {_short(ex.new)}" if ex else ""
-            fps.add_row(str(f.count), f.endpoint, f.path, f.kind, causes, sample)
-        console.print(fps)
+            fps.add_row(str(f.count), escape(f.endpoint), escape(f.path), f.kind, causes, escape(sample))
+        console.print(fps, emoji=False)
         if len(report.fingerprints) > max_fingerprints:
             console.print(f"… and {len(report.fingerprints) - max_fingerprints} more fingerprints (see the HTML/JSON report)")
     for err in report.errors[:5]:
-        console.print(f"[yellow]error[/yellow] {err.endpoint}: {err.side}: {err.message} ×{err.count}")
+        console.print(f"[yellow]error[/yellow] {escape(err.endpoint)} ({err.side}): {escape(err.message)} ×{err.count}",
+                      emoji=False)
     if report.skipped:
-        console.print(f"[yellow]{len(report.skipped)} corpus lines skipped[/yellow], e.g. {report.skipped[0]}")
+        console.print(f"[yellow]{len(report.skipped)} corpus lines skipped[/yellow], e.g. {escape(report.skipped[0])}",
+                      emoji=False)
     tm = report.timing
     console.print(f"time: {tm.wall_seconds:.2f}s wall; comparing {_pct(tm.compare_share)} of the time, "
                   f"waiting on HTTP the rest")

@@ -81,6 +81,8 @@ class _Run:
             raise SideError(side, "timeout") from None
         except httpx.HTTPError as exc:
             raise SideError(side, f"{type(exc).__name__}") from None
+        if resp.status_code == 429:  # throttled: no answer to compare (lower --concurrency or raise the limit)
+            raise SideError(side, "throttled (HTTP 429)")
         if side == "legacy" and resp.status_code >= 500:
             raise SideError(side, f"HTTP {resp.status_code}")
         if method == "HEAD" or not resp.content:
@@ -177,7 +179,7 @@ class _Run:
                 self.recorder.add_time(http=time.perf_counter() - started - clock[0], compare=clock[0])
                 return
             self.recorder.add_time(http=time.perf_counter() - started - clock[0], compare=clock[0])
-        if legacy_a.unmappable and legacy_a.record is None and legacy_a.records is None:
+        if legacy_a.unmappable and legacy_a.record is None and legacy_a.records is None and new.kind != "server_error":
             rid, why = next(iter(legacy_a.unmappable.items()))
             self.recorder.add(Observation(r.endpoint, info, "unmappable", error_side="legacy", error=why))
             return
