@@ -27,8 +27,19 @@ def _controller(actor: str | None = None) -> Controller:
     from rps_port.cutover.sources import default_evidence
     from rps_port.db import make_engine
 
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rps_port.config import mask_url
+
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM cutover_state WHERE 1 = 0"))
+    except SQLAlchemyError:
+        raise fail(f"{mask_url(settings.database_url)} has no cutover tables (or is unreachable): "
+                   "run `rps-port db upgrade` first", 2) from None
     return Controller(settings, engine=engine, evidence=default_evidence(settings, engine),
                       reverse_sync=build_reverse_sync(settings, engine), actor=actor)
 

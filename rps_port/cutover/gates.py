@@ -77,7 +77,7 @@ def sync_lag(ctx: Context) -> GateResult:
     lag = ctx.evidence.sync_lag()
     bound = ctx.config.max_sync_lag_seconds
     if lag is None:
-        return _inconclusive("sync_lag", "no sync lag reported (has `etl sync` run?)", bound_seconds=bound)
+        return _inconclusive("sync_lag", "no sync lag recorded (evidence file or sync)", bound_seconds=bound)
     ev = {"lag_seconds": lag.seconds, "bound_seconds": bound, "source": lag.source}
     if lag.seconds <= bound:
         return GateResult("sync_lag", Outcome.PASSED, f"sync lag {lag.seconds:.1f}s <= {bound:g}s", ev)
@@ -88,7 +88,7 @@ def verify_clean(ctx: Context) -> GateResult:
     v = ctx.evidence.last_verify()
     max_age = ctx.config.verify_max_age_seconds
     if v is None:
-        return _inconclusive("verify", "no verify result (run `etl verify`)", max_age_seconds=max_age)
+        return _inconclusive("verify", "no verify result recorded", max_age_seconds=max_age)
     age = (ctx.now - v.finished_at).total_seconds()
     ev = {"differences": v.differences, "checked": v.checked, "finished_at": v.finished_at.isoformat(),
           "age_seconds": round(age, 1), "max_age_seconds": max_age, "source": v.source}
