@@ -107,6 +107,27 @@ def route(entry: CorpusEntry, new_prefix: str = "") -> Route:
                  page=page, limit=limit)
 
 
+# Fields a write generates on each side independently: never compared for writes.
+WRITE_GENERATED = ("id", "number", "created_at", "updated_at", "placed_at", "processed_at", "provider_ref",
+                   "parent_id")
+_ITEM_FIELDS = {"sku": "sku", "name": "name", "quantity": "quantity", "unitPrice": "unit_price",
+                "discount": "discount", "taxRate": "tax_rate"}
+
+
+def new_body(r: Route, body: Any) -> Any:
+    """The new API's request body for a legacy write body (`POST /api/orders`, refunds)."""
+    if not isinstance(body, dict):
+        return body
+    if r.kind == "create":
+        out: dict[str, Any] = {"customer_id": body.get("customer"), "currency": body.get("currency")}
+        out["items"] = [{_ITEM_FIELDS[k]: v for k, v in item.items() if k in _ITEM_FIELDS}
+                        for item in body.get("items") or [] if isinstance(item, dict)]
+        if body.get("notes") is not None:
+            out["notes"] = body["notes"]
+        return out
+    return {k: body[k] for k in ("amount", "reason") if body.get(k) is not None}
+
+
 def _positive(value: Any, name: str) -> int:
     try:
         number = int(value)

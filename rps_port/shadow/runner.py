@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from rps_port.shadow.corpus import CorpusEntry, CorpusError, Principals, Route, route
+from rps_port.shadow.corpus import WRITE_GENERATED, CorpusEntry, CorpusError, Principals, Route, new_body, route
 from rps_port.shadow.pair import Answer, differences, legacy_answer, new_answer, noise_templates
 from rps_port.shadow.recorder import Observation, Recorder, RequestInfo
 from rps_port.shadow.report import ShadowReport
@@ -74,9 +75,13 @@ class _Run:
         self.skipped: list[str] = []
 
     async def _get(self, client: httpx.AsyncClient, side: str, target: str, token: str,
-                   method: str = "GET", params: dict[str, str] | None = None) -> tuple[int, Any]:
+                   method: str = "GET", params: dict[str, str] | None = None, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if method == "POST":
+            headers["Idempotency-Key"] = uuid.uuid4().hex
         try:
-            resp = await client.request(method, target, headers={"Authorization": f"Bearer {token}"}, params=params)
+            resp = await client.request(method, target, headers=headers, params=params,
+                                        json=body if method == "POST" else None)
         except httpx.TimeoutException:
             raise SideError(side, "timeout") from None
         except httpx.HTTPError as exc:
@@ -146,7 +151,7 @@ class _Run:
             self.skipped.append(f"{entry.method} {entry.path}: writes need --allow-writes")
             return
         if entry.method not in ("GET", "HEAD"):
-            self.skipped.append(f"{entry.method} {entry.path}: write comparison is not implemented; not replayed")
+            await self.write(r, entry, token, info)
             return
         async with self.sem:
             started = time.perf_counter()
@@ -186,6 +191,31 @@ class _Run:
         obs = Observation(r.endpoint, info, "compared", diffs=diffs, noise=noise, racy=racy)
         if diffs and not racy:
             await self._explain(r, obs, legacy_a, new)
+        self.recorder.add(obs)
+
+    async def write(self, r: Route, entry: CorpusEntry, token: str, info: RequestInfo) -> None:
+        """A write goes once to each side (never re-read: it would write twice); generated fields
+        (ids, numbers, timestamps, provider refs) are not compared."""
+        rules = ShadowRules.model_validate({**self.rules.model_dump(), "ignore": [*self.rules.ignore, *WRITE_GENERATED]})
+        async with self.sem:
+            started, clock = time.perf_counter(), 0.0
+            try:
+                (ls, lb), (ns, nb) = await asyncio.gather(
+                    self._get(self.legacy, "legacy", entry.path, token, "POST", body=entry.body),
+                    self._get(self.new, "new", r.new_path, token, "POST", body=new_body(r, entry.body)),
+                )
+            except SideError as exc:
+                self.recorder.add(Observation(r.endpoint, info, "error", error_side=exc.side, error=exc.message))
+                return
+            start = time.perf_counter()
+            legacy = legacy_answer(r.kind, r.resource, ls, lb, self.legacy_side, rules)
+            new = new_answer(r.kind, r.resource, ns, nb, rules)
+            diffs = differences(legacy, new, rules, r.record_id)
+            clock = time.perf_counter() - start
+            self.recorder.add_time(http=time.perf_counter() - started - clock, compare=clock)
+        obs = Observation(r.endpoint, info, "compared", diffs=diffs)
+        for rid, _ in diffs[:1]:
+            obs.records[rid or ""] = (legacy.record, new.record)
         self.recorder.add(obs)
 
     async def _explain(self, r: Route, obs: Observation, legacy: Answer, new: Answer) -> None:

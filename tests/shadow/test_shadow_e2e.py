@@ -216,3 +216,31 @@ def test_flaky_legacy_errors_are_counted_apart(running: Any) -> None:
     assert report.totals.errors > 0
     assert report.totals.mismatches == 0, [(f.endpoint, f.path) for f in report.fingerprints]
     assert report.totals.errors + report.totals.compared + report.totals.unmappable == len(corpus)
+
+
+def test_writes_are_replayed_once_per_side_only_with_allow_writes(running: Any) -> None:
+    from rps_port.legacy.emulator_store import iter_documents, ref
+
+    env = running(legacy_kwargs={"allow_writes": True})
+    charge = next(d for d in iter_documents(env.data_dir, "transactions")
+                  if d.get("kind") == "charge" and d.get("status") == "succeeded" and ref(d.get("org"))
+                  and not d.get("deletedAt") and isinstance(d.get("amount"), object))
+    customer = next(d for d in iter_documents(env.data_dir, "customers")
+                    if ref(d.get("org")) and not d.get("deletedAt"))
+    corpus = [
+        CorpusEntry("POST", "/api/orders", {}, org_principal(ref(customer["org"])),
+                    {"customer": ref(customer["_id"]), "currency": "EUR", "notes": "shadow",
+                     "items": [{"sku": "S1", "name": "Thing", "quantity": 2, "unitPrice": "9.95"}]}),
+        CorpusEntry("POST", f"/api/transactions/{ref(charge['_id'])}/refund", {}, org_principal(ref(charge["org"])),
+                    {"amount": "1.00", "reason": "shadow"}),
+    ]
+    skipped = run_shadow(config(env, corpus))
+    assert skipped.totals.requests == 0 and len(skipped.skipped) == 2
+    assert all("--allow-writes" in s for s in skipped.skipped)
+
+    report = run_shadow(config(env, corpus, allow_writes=True))
+    by = {e.endpoint: e for e in report.endpoints}
+    assert by["POST /api/orders"].compared == 1 and by["POST /api/transactions/:id/refund"].compared == 1
+    # generated fields (ids, numbers, timestamps) are never reported as differences of a write
+    paths = {f.path for f in report.fingerprints}
+    assert not paths & {"id", "number", "created_at", "updated_at", "provider_ref"}, paths
