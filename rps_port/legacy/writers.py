@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring as _string  # the C encoder json.dumps uses
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,11 +29,13 @@ _INT32 = 1 << 31
 def dumps_canonical(doc: Mapping[str, Any]) -> str:
     """One document as mongoexport --jsonFormat=canonical writes it (compact, UTF-8, no trailing newline).
 
-    Byte-identical to `json_util.dumps(doc, json_options=CANONICAL_JSON_OPTIONS, ensure_ascii=False,
-    separators=(",", ":"))` (a test checks it on whole datasets), but converts the BSON types the
-    generator writes without json_util's generic dispatch, which makes JSON output ~3x faster.
+    Byte-identical to `dumps_canonical_reference` (pymongo's json_util; a test checks whole
+    datasets), but writes the BSON types the generator uses straight to text instead of going
+    through json_util's generic conversion, which makes JSON output several times faster.
     """
-    return json.dumps(_canonical(doc), ensure_ascii=False, separators=(",", ":"))
+    parts: list[str] = []
+    _encode(doc, parts.append)
+    return "".join(parts)
 
 
 def dumps_canonical_reference(doc: Mapping[str, Any]) -> str:
@@ -50,25 +53,43 @@ def _decimal128_text(value: Decimal128) -> str:
     return str(Decimal((high >> 63, tuple(map(int, str(coefficient))), exponent)))
 
 
-def _canonical(value: Any) -> Any:
+def _encode(value: Any, out: Callable[[str], Any]) -> None:
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return value
-    if kind is dict:
-        return {k: _canonical(v) for k, v in value.items()}
-    if kind is list:
-        return [_canonical(v) for v in value]
-    if kind is int:
-        return {"$numberInt": str(value)} if -_INT32 <= value < _INT32 else {"$numberLong": str(value)}
-    if kind is float and math.isfinite(value):
-        return {"$numberDouble": repr(value)}
-    if kind is ObjectId:
-        return {"$oid": str(value)}
-    if kind is datetime:
-        return {"$date": {"$numberLong": str(_datetime_to_millis(value))}}
-    if kind is Decimal128:
-        return {"$numberDecimal": _decimal128_text(value)}
-    return json_util._json_convert(value, CANONICAL_JSON_OPTIONS)
+    if kind is str:
+        out(_string(value))
+    elif kind is dict:
+        sep = "{"
+        for key, item in value.items():
+            out(sep)
+            out(_string(key))
+            out(":")
+            _encode(item, out)
+            sep = ","
+        out("}" if sep == "," else "{}")
+    elif kind is list:
+        sep = "["
+        for item in value:
+            out(sep)
+            _encode(item, out)
+            sep = ","
+        out("]" if sep == "," else "[]")
+    elif kind is int:
+        out(f'{{"$numberInt":"{value}"}}' if -_INT32 <= value < _INT32 else f'{{"$numberLong":"{value}"}}')
+    elif kind is ObjectId:
+        out(f'{{"$oid":"{value}"}}')
+    elif kind is datetime:
+        out(f'{{"$date":{{"$numberLong":"{_datetime_to_millis(value)}"}}}}')
+    elif kind is Decimal128:
+        out(f'{{"$numberDecimal":"{_decimal128_text(value)}"}}')
+    elif kind is float and math.isfinite(value):
+        out(f'{{"$numberDouble":"{value!r}"}}')
+    elif value is None:
+        out("null")
+    elif kind is bool:
+        out("true" if value else "false")
+    else:  # anything else (Int64, NaN, Binary, ...): pymongo's own encoding
+        out(json.dumps(json_util._json_convert(value, CANONICAL_JSON_OPTIONS), ensure_ascii=False,
+                       separators=(",", ":")))
 
 
 class CollectionWriter:

@@ -1,0 +1,38 @@
+"""The export writer's fast canonical Extended JSON equals pymongo's json_util byte for byte."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import bson
+import pytest
+from bson import Decimal128, Int64, ObjectId
+from bson.codec_options import CodecOptions
+
+from rps_port.legacy.writers import dumps_canonical, dumps_canonical_reference
+
+EDGE_VALUES = {
+    "empty_list": [], "empty_doc": {}, "nested_empty": [{}, []],
+    "int32_max": 2**31 - 1, "int32_min": -(2**31), "int64": 2**31, "int64_neg": -(2**31) - 1, "Int64": Int64(5),
+    "neg_zero": -0.0, "huge": 1e300, "noise": 19.990000000000002, "nan": float("nan"), "inf": float("-inf"),
+    "bool": True, "null": None, "text": 'q"\\\n\t\u2028😀\x00 Zoë 東京', "oid": ObjectId("5f" * 12),
+    "dec_nan": Decimal128("NaN"), "dec_neg_zero": Decimal128("-0.00"), "dec_big": Decimal128("1E+6144"),
+    "dec": Decimal128("19.90"), "before_epoch": datetime(1960, 1, 1, tzinfo=UTC),
+    "date": datetime(2024, 2, 29, 12, 0, 0, 123000, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize("key", sorted(EDGE_VALUES))
+def test_edge_values(key):
+    doc = {"_id": ObjectId("0" * 24), key: EDGE_VALUES[key]}
+    assert dumps_canonical(doc) == dumps_canonical_reference(doc)
+
+
+def test_generated_documents(legacy_dataset):
+    out, _ = legacy_dataset
+    for name in ("customers", "orders", "transactions"):
+        with open(out / "rps" / f"{name}.bson", "rb") as raw, open(out / "export" / f"{name}.json", encoding="utf-8") as lines:
+            docs = bson.decode_file_iter(raw, codec_options=CodecOptions(tz_aware=True))
+            for doc, line in itertools.islice(zip(docs, lines, strict=False), 5_000):
+                assert line.rstrip("\n") == dumps_canonical_reference(doc)
