@@ -9,6 +9,7 @@ A refusal is a `ConversionError(reason, message)`; the mapping turns it into a r
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from collections.abc import Callable
@@ -142,7 +143,7 @@ def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
             raise ConversionError("non_numeric_amount", "decimal is not finite")
         return value, "decimal"
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ConversionError("non_numeric_amount", "double is not finite")
         # repr() is the shortest decimal that round-trips the double: 19.990000000000002 stays itself.
         return Decimal(repr(value)), "double"
@@ -199,7 +200,7 @@ def _money_back(value: Any, _args: dict[str, Any], _ctx: Context) -> Any:
     ("currency", "currency_code"),
 )
 def cents(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
-    dec, kind = to_decimal(value)
+    dec, _kind = to_decimal(value)
     if dec != dec.to_integral_value():
         raise ConversionError("non_numeric_amount", "minor units must be a whole number")
     ctx.note("money:cents")
@@ -223,9 +224,8 @@ def decimal(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
     dec, kind = to_decimal(value)
     scale = int(args.get("scale", 4))
     out = dec.quantize(Decimal(1).scaleb(-scale))
-    if out != dec:
-        if kind != "double":
-            raise ConversionError("excess_precision", f"more than {scale} decimal places")
+    if out != dec and kind != "double":
+        raise ConversionError("excess_precision", f"more than {scale} decimal places")
     return out
 
 
@@ -256,6 +256,8 @@ def integer(value: Any, _args: dict[str, Any], ctx: Context) -> int:
 
 @converter("object_id", "VARCHAR(24)", "ObjectId, 24-hex string (any case) or {$oid} -> 24 lower-case hex.")
 def object_id(value: Any, _args: dict[str, Any], ctx: Context) -> str:
+    if type(value) is ObjectId:
+        return value.binary.hex()
     out = normalize_object_id(value)
     if out is None:
         raise ConversionError("invalid_object_id", "an ObjectId (or its 24-hex string) was expected")
@@ -270,7 +272,8 @@ def _object_id_back(value: Any, _args: dict[str, Any], _ctx: Context) -> Any:
 
 
 def _truncate_ms(dt: datetime) -> datetime:
-    return dt.replace(microsecond=dt.microsecond - dt.microsecond % 1000)
+    extra = dt.microsecond % 1000
+    return dt.replace(microsecond=dt.microsecond - extra) if extra else dt
 
 
 @converter(

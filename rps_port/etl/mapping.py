@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import operator
-from collections.abc import Callable, Iterable, Mapping as TMapping
+from collections.abc import Callable, Iterable
+from collections.abc import Mapping as TMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -220,6 +221,7 @@ class CollectionMapping:
         self.known_fields = {"_id"} | {f for c in self.columns for f in c.top_fields()}
         self.known_fields |= {c.spec.path.split(".")[0] for c in self.children}
         self.dropped = set(spec.drop)
+        self.known_or_dropped = self.known_fields | self.dropped
         self.skips = [(_getter(s.path), s) for s in spec.skip]
         id_col = next(c for c in self.columns if c.name == spec.id)
         self._id_reader = id_col.alts[0].getters[0] if id_col.alts else _getter("_id")
@@ -327,8 +329,9 @@ class CollectionMapping:
                 for inherited in child.spec.inherit:
                     crow[inherited] = row.get(inherited)
                 self._fill(child.columns, item, Context(row=crow, parent=row, secret=secret, notes=notes), record_id, where)
-                unknown = {k: v for k, v in item.items() if k not in child.known}
-                if unknown:
+                unknown_keys = item.keys() - child.known
+                if unknown_keys:
+                    unknown = {k: v for k, v in item.items() if k in unknown_keys}
                     extra[f"{child.spec.path}.{index}"] = extjson.to_canonical(unknown)
                     ctx.note("extra:child_fields")
                 rows.append(crow)
@@ -349,9 +352,10 @@ class CollectionMapping:
                     f" but {check.equals} = {right}",
                 )
         if self.spec.extra is not None:
-            for key, value in doc.items():
-                if key not in self.known_fields and key not in self.dropped:
-                    extra[key] = extjson.to_canonical(value)
+            unknown_keys = doc.keys() - self.known_or_dropped
+            if unknown_keys:  # in document order, so the stored JSON is the same on every run
+                for key in [k for k in doc if k in unknown_keys]:
+                    extra[key] = extjson.to_canonical(doc[key])
             if extra:
                 ctx.note("extra:fields")
             row[self.spec.extra] = extra or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -58,7 +58,7 @@ class RichProgress:
         self.tasks: dict[str, TaskID] = {}
         self.started: dict[str, float] = {}
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> Self:
         self.progress.start()
         return self
 

@@ -92,7 +92,7 @@ class _FileSource:
 
     def _open(self, collection: str) -> Any:
         path = self._path(collection)
-        return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb", buffering=1 << 20)  # noqa: SIM115
+        return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb", buffering=1 << 20)
 
     def _raw(self, collection: str, start: int) -> Iterator[tuple[int, str, bytes]]:
         raise NotImplementedError
@@ -283,10 +283,9 @@ class MongoSource:
             yield from self.db[collection].find({"_id": {"$in": chunk[start : start + 1000]}})
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
 
 
 def _mask_mongo(uri: str) -> str:

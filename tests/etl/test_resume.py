@@ -24,7 +24,7 @@ CLI = str(Path(sys.executable).with_name("rps-port"))
 def _run(source: Path, target: str) -> dict:
     proc = subprocess.run(
         [CLI, "etl", "run", "--source", str(source), "--target", target, "--batch-size", "100", "--json"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RPS_LEGACY_SECRET": DEFAULT_SECRET},
+        check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "RPS_LEGACY_SECRET": DEFAULT_SECRET},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
