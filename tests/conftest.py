@@ -26,6 +26,9 @@ from sqlalchemy.engine import make_url
 from rps_port import schema
 from rps_port.db import sync_url
 
+# Field encryption (issue 6) needs a key on PostgreSQL; tests use this fixed one unless told otherwise.
+os.environ.setdefault("RPS_FIELD_KEYS", "test1:dGVzdC1maWVsZC1rZXktMzItYnl0ZXMtbG9uZyEhISE=")
+
 # ---------------------------------------------------------------------------- PostgreSQL
 
 

@@ -23,8 +23,13 @@ PII_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
 
 
 def apply_field_policy(resource: M, principal: Principal | None) -> M:
-    """Shape a resource for this caller. Today every field is shown as stored."""
-    return resource
+    """Shape a resource for this caller: PII masked unless the policy grants `pii:read` (issue 6)."""
+    paths = PII_FIELDS.get(type(resource))
+    if not paths or principal is None:
+        return resource
+    from rps_port.crypto.masking import mask_model, principal_permissions
+
+    return mask_model(resource, paths, principal_permissions(principal))
 
 
 def customer_out(customer: Customer, principal: Principal | None) -> CustomerOut:

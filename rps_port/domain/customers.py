@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from rps_port.crypto.types import EncryptedString
 from rps_port.domain.base import Attributed, Base, LegacyDocument, ObjectIdStr
 from rps_port.domain.types import JSONType
 
@@ -19,10 +20,10 @@ class Customer(LegacyDocument, Base):
 
     name: Mapped[str] = mapped_column(String(300), nullable=False)
     email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(EncryptedString("customers.phone"))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     marketing_opt_in: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    tax_id: Mapped[str | None] = mapped_column(Text)
+    tax_id: Mapped[str | None] = mapped_column(EncryptedString("customers.tax_id"))
     tags: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rps_port.crypto.types import EncryptedString
 from rps_port.domain.base import Base, LegacyDocument, ObjectIdStr
 from rps_port.domain.types import Money, UTCDateTime
 
@@ -30,7 +31,7 @@ class Transaction(LegacyDocument, Base):
     provider: Mapped[str] = mapped_column(String(16), nullable=False)
     provider_ref: Mapped[str | None] = mapped_column(String(128))
     card_brand: Mapped[str | None] = mapped_column(String(32))
-    card_last4: Mapped[str | None] = mapped_column(String(256))
+    card_last4: Mapped[str | None] = mapped_column(EncryptedString("transactions.card_last4", 256))
     card_exp_month: Mapped[int | None] = mapped_column(Integer)
     card_exp_year: Mapped[int | None] = mapped_column(Integer)
     failure_code: Mapped[str | None] = mapped_column(String(64))
