@@ -496,7 +496,11 @@ class Rehearsal:
             raise Unavailable("needs the served APIs")
         if self.mapping is not None:
             self.evidence.lag = self.measure_lag()
-        self.evidence.app_metrics = self.probe()
+        probe = self.probe()
+        from rps_port.cutover.sources import PrometheusEvidence
+
+        # the new API's own metrics when it exposes them; the client-side probe otherwise
+        self.evidence.app_metrics = PrometheusEvidence(f"{self.new_url}/metrics").metrics() or probe
         ctl = self.controller_()
         move = ctl.advance(execute=True)
         t = Table("gate", "outcome", "enforced", "evidence", title=f"{move.from_stage} {move.from_percent:g}% -> "

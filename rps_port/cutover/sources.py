@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from rps_port.cutover.evidence import ChainEvidence, EvidenceProvider, ShadowStats, load_evidence_file
+from rps_port.cutover.evidence import ChainEvidence, EvidenceProvider, Metrics, ShadowStats, SyncLag, load_evidence_file
 
 
 class ShadowTableEvidence:
@@ -44,6 +44,70 @@ class ShadowTableEvidence:
                            ev.get("upper_bound"), ev.get("report"))
 
 
+class PrometheusEvidence:
+    """Request metrics (and the ETL's lag gauge) scraped from a Prometheus `/metrics` endpoint of the
+    new API. Counters are since the process started: restart-fresh processes give small samples,
+    which the gates treat as inconclusive."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._families: list[Any] | None = None
+
+    def _scrape(self) -> list[Any]:
+        if self._families is None:
+            import httpx
+            from prometheus_client.parser import text_string_to_metric_families
+
+            try:
+                resp = httpx.get(self.url, timeout=self.timeout)
+                resp.raise_for_status()
+                self._families = list(text_string_to_metric_families(resp.text))
+            except (httpx.HTTPError, ValueError):
+                self._families = []
+        return self._families
+
+    def metrics(self) -> Metrics | None:
+        requests = errors = 0
+        buckets: dict[float, float] = {}
+        seen = False
+        for fam in self._scrape():
+            if fam.name != "http_server_request_duration_seconds":
+                continue
+            for s in fam.samples:
+                if s.labels.get("http_route") in ("/metrics", "__unmatched__"):
+                    continue
+                if s.name.endswith("_count"):
+                    seen = True
+                    requests += int(s.value)
+                    if str(s.labels.get("http_response_status_code", "")).startswith("5"):
+                        errors += int(s.value)
+                elif s.name.endswith("_bucket"):
+                    le = float(s.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + s.value
+        if not seen:
+            return None
+        p99_ms = None
+        if requests:
+            finite = sorted(b for b in buckets if b != float("inf"))
+            p99_ms = (finite[-1] * 1000 + 1) if finite else None  # the 99th percentile is past the last bucket
+            for le in finite:
+                if buckets[le] >= 0.99 * requests:
+                    p99_ms = le * 1000  # the bucket's upper bound: conservative
+                    break
+        return Metrics(requests, errors, p99_ms, f"prometheus {self.url}")
+
+    def sync_lag(self) -> SyncLag | None:
+        lags = [s.value for fam in self._scrape() if fam.name == "rps_etl_lag_seconds" for s in fam.samples]
+        return SyncLag(max(lags), f"prometheus {self.url} rps_etl_lag_seconds") if lags else None
+
+    def last_verify(self) -> None:
+        return None
+
+    def shadow(self) -> None:
+        return None
+
+
 def default_evidence(settings: Any, engine: Engine) -> EvidenceProvider:
     """The evidence file first (when set), then what each component records in the target database."""
     providers: list[EvidenceProvider] = []
@@ -51,4 +115,6 @@ def default_evidence(settings: Any, engine: Engine) -> EvidenceProvider:
     if path is not None and path.exists():
         providers.append(load_evidence_file(path))
     providers.append(ShadowTableEvidence(settings.database_url))
+    if settings.cutover_metrics_url:
+        providers.append(PrometheusEvidence(settings.cutover_metrics_url))
     return ChainEvidence(providers)
