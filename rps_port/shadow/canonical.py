@@ -135,7 +135,8 @@ def _validate(resource: str, shape: Mapping[str, Any], side: str) -> dict[str, A
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or resource
         raise CanonicalError(side, f"{resource} record does not fit the API schema at {where}: {first['msg']}") from None
-    return normalise(model.model_dump(mode="python"))
+    # values are normalised (Decimal trailing zeros, UTC) by ShadowRules.apply, which every comparison runs
+    return model.model_dump(mode="python")
 
 
 def canonical_from_new(resource: str, body: Mapping[str, Any]) -> dict[str, Any]:

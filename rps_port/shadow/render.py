@@ -56,8 +56,8 @@ def render_terminal(report: ShadowReport, console: Any, *, max_fingerprints: int
         console.print(f"[yellow]{len(report.skipped)} corpus lines skipped[/yellow], e.g. {escape(report.skipped[0])}",
                       emoji=False)
     tm = report.timing
-    console.print(f"time: {tm.wall_seconds:.2f}s wall; comparing {_pct(tm.compare_share)} of the time, "
-                  f"waiting on HTTP the rest")
+    console.print(f"time: {tm.wall_seconds:.2f}s wall, of which comparing {_pct(tm.compare_share_of_wall)}; "
+                  f"per request comparing {_pct(tm.compare_share)} vs waiting on HTTP {_pct(1 - tm.compare_share)}")
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -165,7 +165,7 @@ def write_html(report: ShadowReport, path: str | Path) -> Path:
         f"confidence, at least {report.min_samples} samples)</p>",
         f"<p>{t.requests} requests: {t.compared} compared, <b>{t.mismatches} mismatches</b>, {t.errors} errors, "
         f"{t.racy} racy, {t.unmappable} unmappable, {t.noise_suppressed} with noise only. Comparing took "
-        f"{_pct(report.timing.compare_share)} of the time.</p>",
+        f"{_pct(report.timing.compare_share_of_wall)} of the run's wall time.</p>",
         "<h2>Endpoints</h2><table><tr><th>endpoint</th><th>compared</th><th>mismatches</th><th>rate</th>"
         "<th>upper bound</th><th>verdict</th><th>errors</th><th>racy</th><th>unmappable</th></tr>",
     ]

@@ -78,8 +78,14 @@ class Timing(BaseModel):
 
     @property
     def compare_share(self) -> float:
+        """Comparing vs waiting on HTTP, both summed over requests (concurrent waits add up)."""
         total = self.http_seconds + self.compare_seconds
         return self.compare_seconds / total if total else 0.0
+
+    @property
+    def compare_share_of_wall(self) -> float:
+        """Comparing as a share of the run's wall-clock time (the comparator runs on one thread)."""
+        return min(1.0, self.compare_seconds / self.wall_seconds) if self.wall_seconds else 0.0
 
 
 class Totals(BaseModel):

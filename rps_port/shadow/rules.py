@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rps_port.timeutil import ensure_utc
+
 _TRUNCATE = {"us": None, "ms": 1000, "s": 1_000_000, "min": 60_000_000}
 
 
@@ -49,6 +51,20 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("^" + "".join(out) + "$")
+
+
+class _Matcher:
+    """Path patterns: literal ones by set lookup, wildcard ones by regex (the walk asks per node)."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.exact = {p for p in patterns if "*" not in p}
+        self.regexes = [compile_pattern(p) for p in patterns if "*" in p]
+        self.empty = not patterns
+
+    def __call__(self, path: str) -> bool:
+        if self.empty:
+            return False
+        return path in self.exact or any(r.match(path) for r in self.regexes)
 
 
 class ShadowRules(BaseModel):
@@ -77,8 +93,8 @@ class ShadowRules(BaseModel):
         return v
 
     @cached_property
-    def _ignore(self) -> list[re.Pattern[str]]:
-        return [compile_pattern(p) for p in self.ignore]
+    def _ignore(self) -> _Matcher:
+        return _Matcher(self.ignore)
 
     @cached_property
     def _tolerance(self) -> list[tuple[re.Pattern[str], Decimal]]:
@@ -89,11 +105,11 @@ class ShadowRules(BaseModel):
         return [(compile_pattern(p), k) for p, k in self.set_arrays.items()]
 
     @cached_property
-    def _loose(self) -> list[re.Pattern[str]]:
-        return [compile_pattern(p) for p in self.loose_json]
+    def _loose(self) -> _Matcher:
+        return _Matcher(self.loose_json)
 
     def ignored(self, template: str) -> bool:
-        return any(p.match(template) for p in self._ignore)
+        return self._ignore(template)
 
     def tolerance_for(self, template: str) -> Decimal | None:
         for pattern, tol in self._tolerance:
@@ -108,40 +124,66 @@ class ShadowRules(BaseModel):
         return False, None
 
     def apply(self, record: Any, prefix: str = "") -> Any:
-        """The record with ignored paths dropped, datetimes truncated and set-like arrays keyed."""
+        """The record normalised (Decimal without trailing zeros, datetimes UTC and truncated), with
+        ignored paths dropped and set-like arrays keyed."""
         return self._walk(record, prefix)
 
     def _walk(self, value: Any, path: str) -> Any:
-        if path and isinstance(value, (dict, list)) and any(p.match(path) for p in self._loose):
-            value = loosen(value)
         if isinstance(value, dict):
-            out = type(value)() if isinstance(value, Keyed) else {}
+            if path and self._loose(path):
+                return self._walk_loose(loosen(value), path)
+            keyed = isinstance(value, Keyed)
+            out = Keyed() if keyed else {}
+            ignore = self._ignore
             for k, v in value.items():
-                child = f"{path}[*]" if isinstance(value, Keyed) else (f"{path}.{k}" if path else str(k))
-                if not self.ignored(child):
+                child = f"{path}[*]" if keyed else (f"{path}.{k}" if path else str(k))
+                if ignore.empty or not ignore(child):
                     out[k] = self._walk(v, child)
             return out
         if isinstance(value, list):
+            if path and self._loose(path):
+                return self._walk_loose(loosen(value), path)
             items = [self._walk(v, f"{path}[*]") for v in value]
+            if not self.set_arrays:
+                return items
             is_set, key = self.set_key(path)
             if not is_set:
                 return items
             if key is None:
                 return sorted(items, key=repr)
-            keyed = Keyed()
+            keyed_out = Keyed()
             for item in items:
                 k = str(item.get(key)) if isinstance(item, dict) else repr(item)
-                while k in keyed:  # duplicates keep both, in order
+                while k in keyed_out:  # duplicates keep both, in order
                     k += "'"
-                keyed[k] = item
-            return keyed
+                keyed_out[k] = item
+            return keyed_out
+        if isinstance(value, Decimal):
+            return Decimal(format(value.normalize(), "f")) if value.is_finite() else value
         if isinstance(value, datetime):
+            if value.tzinfo is None or value.utcoffset():
+                value = ensure_utc(value)
             step = _TRUNCATE[self.datetime_truncate]
             if step is None:
                 return value
             micros = value.second * 1_000_000 + value.microsecond
             micros -= micros % step
             return value.replace(second=micros // 1_000_000, microsecond=micros % 1_000_000)
+        return value
+
+    def _walk_loose(self, value: Any, path: str) -> Any:
+        """Inside a loose JSON field: only ignored paths apply (values are already plain JSON)."""
+        if self._ignore.empty:
+            return value
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                child = f"{path}.{k}"
+                if not self._ignore(child):
+                    out[k] = self._walk_loose(v, child)
+            return out
+        if isinstance(value, list):
+            return [self._walk_loose(v, f"{path}[*]") for v in value]
         return value
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ class Unmappable(Exception):
 class LegacySide:
     """Canonicalises legacy documents through the ETL mapping (the one statement of legacy quirks)."""
 
+    CACHE_SIZE = 4096
+
     def __init__(self, mapping: Any | None = None, *, mapping_path: str | Path | None = None,
                  secret: str | None = None) -> None:
         if mapping is None:
@@ -35,6 +38,8 @@ class LegacySide:
 
             mapping = load_mapping(mapping_path, secret=secret)
         self.mapping = mapping
+        self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def rows(self, collection: str, doc: dict[str, Any]) -> Rows:
         from rps_port.etl.errors import RejectError
@@ -49,7 +54,33 @@ class LegacySide:
         return Rows(mapped.row, mapped.children)
 
     def canonical(self, collection: str, doc: dict[str, Any]) -> dict[str, Any]:
-        return canonical_from_rows(collection, self.rows(collection, doc), side="legacy")
+        """Canonical form of a legacy document; repeated documents (the noise read, the race re-read,
+        a record in a detail and a list answer) come from a small cache keyed by their JSON text."""
+        import json
+
+        try:
+            key = (collection, json.dumps(doc, sort_keys=True, default=lambda o: f"{type(o).__name__}:{o}"))
+        except (TypeError, ValueError):
+            return canonical_from_rows(collection, self.rows(collection, doc), side="legacy")
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+        if hit is not None:
+            if isinstance(hit, Exception):
+                raise hit
+            return hit
+        try:
+            value: Any = canonical_from_rows(collection, self.rows(collection, doc), side="legacy")
+        except (Unmappable, CanonicalError) as exc:
+            value = exc
+        with self._lock:
+            self._cache[key] = value
+            if len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if isinstance(value, Exception):
+            raise value
+        return value
 
 
 class SqlSide:
