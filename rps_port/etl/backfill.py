@@ -9,6 +9,7 @@ local processes, Dask) can call `start_job`, `plan_ranges`, `process_range` and 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from rps_port.etl.tables import mapping_tables
 from rps_port.timeutil import utcnow
 
 DEFAULT_BATCH_SIZE = 2000
+log = logging.getLogger("rps_port.etl")
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -266,6 +268,11 @@ def process_range(
                       "skipped": sum(counts.skipped.values())})
     with engine.begin() as conn:
         conn.execute(update(cps).where(where).values(status="done", run_id=job.run_id, updated_at=utcnow()))
+    log.info(
+        "range done",
+        extra={"collection": task.collection, "range_lo": task.lo, "range_hi": task.hi, "loaded": counts.loaded,
+               "rejected": counts.rejected, "skipped": sum(counts.skipped.values()), "run_id": job.run_id},
+    )
     return counts
 
 
@@ -363,4 +370,10 @@ def run_backfill(
         time.monotonic() - started, recs, rejects_by_reason(engine, names),
     )
     finish_job(engine, job, summary.status, summary.as_dict())
+    log.log(
+        logging.INFO if summary.balanced else logging.ERROR,
+        "backfill %s", summary.status,
+        extra={"run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed, "seconds": round(summary.seconds, 3),
+               "documents": sum(r.source_total for r in recs), "balanced": summary.balanced},
+    )
     return summary

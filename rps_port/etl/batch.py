@@ -73,6 +73,10 @@ class BatchProcessor:
         self.run_id = run_id
         self.secret = mapping.secret
         self.check_open_rejects = True  # set False when the target has no unresolved rejects for this collection
+        spec = self.cm.spec
+        # A table without the version / soft-delete column (a user's own table) simply has no such guard.
+        self.version = spec.version if spec.version in self.table.c else None
+        self.deleted = spec.deleted if spec.deleted in self.table.c else None
 
     # ----------------------------------------------------------------- pure
 
@@ -125,7 +129,7 @@ class BatchProcessor:
         docs = self._drop_stale(writer, docs, result)
         docs = self._enforce_unique(writer, docs, result)
         rows = [md.row for md, _ in docs]
-        writer.upsert(self.table, rows, spec.version)
+        writer.upsert(self.table, rows, self.version)
         ids = [md.row[spec.id] for md, _ in docs]
         for child in self.cm.children:
             table = self.tables[child.spec.table]
@@ -164,7 +168,7 @@ class BatchProcessor:
     def _drop_stale(
         self, writer: Writer, docs: list[tuple[MappedDocument, Any]], result: BatchResult
     ) -> list[tuple[MappedDocument, Any]]:
-        version = self.cm.spec.version
+        version = self.version
         if not version or not docs:
             return docs
         codec = writer.codec(self.table)
@@ -196,13 +200,13 @@ class BatchProcessor:
             for md, doc in docs:
                 if md.record_id in rejected:
                     continue
-                if rule.live_only and spec.deleted and md.row.get(spec.deleted) is not None:
+                if rule.live_only and self.deleted and md.row.get(self.deleted) is not None:
                     continue
                 key = tuple(codec.bind_value(c, md.row.get(c)) for c in rule.columns)
                 if any(k is None for k in key):
                     continue
                 keyed.setdefault(key, []).append((md, doc))
-            holders = writer.live_holders(self.table, rule.columns, spec.deleted if rule.live_only else None,
+            holders = writer.live_holders(self.table, rule.columns, self.deleted if rule.live_only else None,
                                           list(keyed))
             for key, group in keyed.items():
                 holder = holders.get(key)

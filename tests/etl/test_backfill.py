@@ -291,3 +291,35 @@ def test_backfill_writes_what_the_orm_reads(engine, mapping, small_dataset):
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":  # Money is TEXT on SQLite: no float anywhere
             assert conn.execute(text("SELECT typeof(total) FROM orders LIMIT 1")).scalar_one() == "text"
+
+
+def test_the_worked_example_of_docs_mapping_loads_a_users_collection(sqlite_db_url):
+    """docs/mapping.md: a mapping for another collection, its table from `etl plan --sql`, then a run."""
+    from pathlib import Path
+
+    from rps_port.etl.mapping import mapping_from_text
+    from rps_port.etl.plan import ddl
+
+    doc_text = (Path(__file__).parents[2] / "docs" / "mapping.md").read_text()
+    yaml_text = doc_text.split("## Worked example")[1].split("```yaml\n")[1].split("```")[0]
+    shop = mapping_from_text(yaml_text, secret="")
+    engine = make_engine(sqlite_db_url)
+    with engine.begin() as conn:
+        for statement in ddl(shop, "sqlite").split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    client = mongomock.MongoClient()
+    client["shop"]["products"].insert_many([
+        {"_id": ObjectId(), "title": " Lamp ", "price": 19.990000000000002, "__v": 0},
+        {"_id": ObjectId(), "name": "Desk", "price": "120.5", "color": "oak"},
+        {"_id": ObjectId(), "title": "Old chair", "price": 5, "archived": True},
+        {"_id": ObjectId(), "price": "1"},
+    ])
+    summary = run_backfill(engine, open_source("", client=client, db="shop"), shop)
+    rec = summary.reconciliations[0]
+    assert (rec.source_total, rec.loaded, rec.rejected, rec.skipped) == (4, 2, 1, {"archived product": 1})
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT title, price, extra FROM products ORDER BY title")).all()
+    assert [(r.title, Decimal(r.price)) for r in rows] == [("Desk", Decimal("120.50")), ("Lamp", Decimal("19.99"))]
+    assert json.loads(rows[0].extra) == {"color": "oak"}
+    engine.dispose()
