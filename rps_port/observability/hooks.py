@@ -64,7 +64,7 @@ def _age_seconds(created_at: Any) -> float | None:
     if not created_at:
         return None
     try:
-        when = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(created_at))
     except ValueError:
         return None
     return max(0.0, time.time() - when.timestamp())

@@ -124,7 +124,7 @@ class RedactionFilter(logging.Filter):
             return True
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string must not lose the line
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the line
             message = f"{record.msg!r} {record.args!r}"
         record.msg = r.text(message)
         record.args = None
@@ -256,7 +256,7 @@ def configure_logging(
 
 def uvicorn_log_config() -> None:
     """Pass as `uvicorn.run(..., log_config=uvicorn_log_config())`: uvicorn keeps our setup."""
-    return None
+    return
 
 
 def get_logger(name: str) -> logging.Logger:

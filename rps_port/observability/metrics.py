@@ -13,10 +13,10 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client import PlatformCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)

@@ -127,7 +127,7 @@ def settings_secrets(settings: Any) -> list[str]:
         elif isinstance(value, str) and "://" in value and "@" in value:
             try:
                 pw = make_url(value).password
-            except Exception:
+            except Exception:  # noqa: BLE001 - not a URL after all
                 pw = None
             if pw:
                 out.append(str(pw))

@@ -32,7 +32,7 @@ class _Fanout(SpanProcessor):
     def __init__(self) -> None:
         self.processors: list[SpanProcessor] = []
 
-    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001
+    def on_start(self, span, parent_context=None) -> None:
         for p in list(self.processors):
             p.on_start(span, parent_context=parent_context)
 

@@ -5,6 +5,6 @@
 - `fastapi.install_rate_limiter(app, settings)` and `fastapi.rate_limit_dependency(principal_dependency)`.
 """
 
-from rps_port.ratelimit.limiter import Decision, PolicyState, RateLimiter, RateLimitConfigError
+from rps_port.ratelimit.limiter import Decision, PolicyState, RateLimitConfigError, RateLimiter
 
 __all__ = ["Decision", "PolicyState", "RateLimitConfigError", "RateLimiter"]

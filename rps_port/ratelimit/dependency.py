@@ -64,7 +64,7 @@ async def enforce(request: Request, principal: Any) -> Decision | None:
 def rate_limit_dependency(principal_dependency: Callable[..., Any]) -> Callable[..., Awaitable[Decision | None]]:
     """A dependency for routers: resolves the API's principal dependency (cached per request), then counts."""
 
-    async def rate_limit(request: Request, principal: Any = Depends(principal_dependency)) -> Decision | None:
+    async def rate_limit(request: Request, principal: Any = Depends(principal_dependency)) -> Decision | None:  # noqa: B008
         return await enforce(request, principal)
 
     return rate_limit

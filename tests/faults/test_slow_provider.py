@@ -37,7 +37,7 @@ class _Provider(http.server.BaseHTTPRequestHandler):
     delay = 5.0
     calls = 0
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         type(self).calls += 1
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         time.sleep(type(self).delay)
@@ -78,7 +78,7 @@ def test_worker_keeps_its_deadline_against_a_hanging_provider(sqlite_db_url, slo
         s.add(c)
         s.flush()
         o = Order(id=new_object_id(), org_id=ORG, client_id=CLIENT, project_id=PROJECT, number="RPS-2026-000001",
-                  customer_id=c.id, status="placed", currency="USD", subtotal=Decimal("19.99"), tax=Decimal("0"),
+                  customer_id=c.id, status="placed", currency="USD", subtotal=Decimal("19.99"), tax=Decimal(0),
                   total=Decimal("19.99"))
         s.add(o)
         s.flush()

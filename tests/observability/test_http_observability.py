@@ -3,7 +3,6 @@ whose ids are the ones in the log line."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 

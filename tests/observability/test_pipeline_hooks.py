@@ -58,7 +58,7 @@ def test_etl_run_counts_documents_per_collection_and_logs(tmp_path, sqlite_db_ur
 
 
 class _Provider(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued"}).encode()
         self.send_response(202 if self.path.startswith("/v3/mail") else 201)
@@ -92,7 +92,7 @@ def test_relay_and_worker_job_have_metrics_spans_and_logs(sqlite_db_url, provide
         s.add(c)
         s.flush()
         o = Order(id=new_object_id(), org_id=ORG, client_id=CLIENT, project_id=PROJECT, number="RPS-2026-000009",
-                  customer_id=c.id, status="placed", currency="USD", subtotal=Decimal("5.00"), tax=Decimal("0"),
+                  customer_id=c.id, status="placed", currency="USD", subtotal=Decimal("5.00"), tax=Decimal(0),
                   total=Decimal("5.00"))
         s.add(o)
         s.flush()

@@ -44,9 +44,9 @@ def test_carrier_continues_the_trace_in_a_worker():
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[dict[str, str]] = []
+    seen: list[dict[str, str]] = []  # noqa: RUF012 - shared with the test on purpose
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         _Recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -70,15 +70,14 @@ def upstream():
 
 async def test_httpx_calls_propagate_trace_context(upstream):
     tracing.instrument_httpx()
-    with capture_spans() as spans:
-        with tracing.span("shadow.compare", endpoint="/api/orders"):
-            httpx.get(f"{upstream}/api/orders")
-            async with httpx.AsyncClient() as client:
-                await client.get(f"{upstream}/api/orders/1")
+    with capture_spans() as spans, tracing.span("shadow.compare", endpoint="/api/orders"):
+        httpx.get(f"{upstream}/api/orders")  # noqa: ASYNC210 - the sync client, on purpose
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{upstream}/api/orders/1")
     parent = next(s for s in spans.get_finished_spans() if s.name == "shadow.compare")
     assert len(_Recorder.seen) == 2
     for headers in _Recorder.seen:
-        version, trace_id, _span_id, _flags = headers["traceparent"].split("-")
+        _version, trace_id, _span_id, _flags = headers["traceparent"].split("-")
         assert trace_id == format(parent.context.trace_id, "032x")
     clients = [s for s in spans.get_finished_spans() if s.kind.name == "CLIENT"]
     assert len(clients) == 2

@@ -27,7 +27,7 @@ def auth(sub: str, org: str = ORG_A) -> dict[str, str]:
 
 async def verified_principal(authorization: str = Header(default="")) -> dict:
     """Stand-in for the API's principal dependency: a verified HS256 token or 401."""
-    scheme, _, raw = authorization.partition(" ")
+    _scheme, _, raw = authorization.partition(" ")
     try:
         return jwt.decode(raw, SECRET, algorithms=["HS256"], audience="rps", issuer="portal")
     except jwt.PyJWTError:

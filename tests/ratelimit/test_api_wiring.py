@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from faults.data import SECRET, bearer, seed
 
 from rps_port.api import app as api_app
 from rps_port.config import load_settings
@@ -11,8 +12,6 @@ from rps_port.observability import metrics
 from rps_port.observability.install import install, rate_limit_route_dependency
 from rps_port.observability.testing import capture_logs, capture_spans
 from rps_port.ratelimit.headers import parse_list
-
-from faults.data import SECRET, bearer, seed
 
 
 @pytest.fixture
