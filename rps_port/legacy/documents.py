@@ -21,6 +21,7 @@ from bson import Decimal128, ObjectId
 from rps_port.legacy import catalog as cat
 from rps_port.legacy.crypto import legacy_encrypt
 from rps_port.legacy.quirks import (
+    COLLECTIONS,
     NAME_SPLIT_BEFORE,
     PLAINTEXT_TAX_ID_BEFORE,
     RATE,
@@ -28,6 +29,7 @@ from rps_port.legacy.quirks import (
     STRING_CUSTOMER_REF_BEFORE,
     STRING_ORG_BEFORE,
     TOTAL_CENTS_BEFORE,
+    quirks_of,
 )
 from rps_port.money import minor_units
 
@@ -36,6 +38,7 @@ END = datetime(2025, 7, 1, tzinfo=UTC)
 _SPAN_MS = int((END - START).total_seconds() * 1000)
 _START_MS = int(START.timestamp() * 1000)
 _END_MS = int(END.timestamp() * 1000)
+_RATES_BY_NAME = {c: {q.name: q.rate for q in quirks_of(c)} for c in COLLECTIONS}
 _STRING_ORG_MS = int(STRING_ORG_BEFORE.timestamp() * 1000)
 _ORG_EPOCH = int(datetime(2015, 6, 1, tzinfo=UTC).timestamp())
 
@@ -195,22 +198,22 @@ class DocumentFactory:
         client, projects = _choice(self.rng, org.clients)
         return Tenant(org.id, client, _choice(self.rng, projects))
 
-    def _date_value(self, ms: int, prefix: str, coll: str, quirks: list[str]) -> Any:
+    def _date_value(self, ms: int, prefix: str, rates: dict[str, float], quirks: list[str]) -> Any:
         x = self.rng.random()
-        iso = RATE[f"{coll}.{prefix}_iso_string"]
+        iso = rates[f"{prefix}_iso_string"]
         if x < iso:
             quirks.append(f"{prefix}_iso_string")
             return _iso(ms)
-        if x < iso + RATE[f"{coll}.{prefix}_epoch_ms"]:
+        if x < iso + rates[f"{prefix}_epoch_ms"]:
             quirks.append(f"{prefix}_epoch_ms")
             return ms
         return _dt(ms)
 
     def _head(self, coll: str, oid: ObjectId, tenant: Tenant, created_ms: int, p: Planted,
               allow_missing_org: bool = True) -> None:
-        doc, q = p.doc, p.quirks
+        doc, q, rng, rates = p.doc, p.quirks, self.rng, _RATES_BY_NAME[coll]
         doc["_id"] = oid
-        if allow_missing_org and self._chance(f"{coll}.missing_org"):
+        if allow_missing_org and rng.random() < rates["missing_org"]:
             q.append("missing_org")
             p.reject = "missing_org"
         elif created_ms < _STRING_ORG_MS:
@@ -219,36 +222,36 @@ class DocumentFactory:
         else:
             doc["org"] = tenant.org
         for name, value in (("client", tenant.client), ("project", tenant.project)):
-            x = self.rng.random()
-            absent = RATE[f"{coll}.{name}_absent"]
+            x = rng.random()
+            absent = rates[f"{name}_absent"]
             if x < absent:
                 q.append(f"{name}_absent")
-            elif x < absent + RATE[f"{coll}.{name}_string"]:
+            elif x < absent + rates[f"{name}_string"]:
                 q.append(f"{name}_string")
                 doc[name] = str(value)
             else:
                 doc[name] = value
 
     def _tail(self, coll: str, created_ms: int, p: Planted, force_deleted: bool = False) -> None:
-        doc, q, rng = p.doc, p.quirks, self.rng
-        if force_deleted or self._chance(f"{coll}.soft_deleted"):
+        doc, q, rng, rates = p.doc, p.quirks, self.rng, _RATES_BY_NAME[coll]
+        if force_deleted or rng.random() < rates["soft_deleted"]:
             q.append("soft_deleted")
             doc["deletedAt"] = _dt(min(created_ms + _randint(rng, 3_600_000, 400 * 86_400_000), _END_MS))
-        elif self._chance(f"{coll}.deleted_at_absent"):
+        elif rng.random() < rates["deleted_at_absent"]:
             q.append("deleted_at_absent")
         else:
             doc["deletedAt"] = None
-        if self._chance(f"{coll}.extra_fields"):
+        if rng.random() < rates["extra_fields"]:
             q.append("extra_fields")
             for name, kind in rng.sample(cat.EXTRA_FIELDS, _randint(rng, 1, 2)):
                 doc[name] = self._extra_value(kind)
-        doc["createdAt"] = self._date_value(created_ms, "created_at", coll, q)
-        if self._chance(f"{coll}.updated_at_missing"):
+        doc["createdAt"] = self._date_value(created_ms, "created_at", rates, q)
+        if rng.random() < rates["updated_at_missing"]:
             q.append("updated_at_missing")
         else:
             updated = min(created_ms + _randint(rng, 0, 90 * 86_400_000), _END_MS)
-            doc["updatedAt"] = self._date_value(updated, "updated_at", coll, q)
-        if self._chance(f"{coll}.version_key_missing"):
+            doc["updatedAt"] = self._date_value(updated, "updated_at", rates, q)
+        if rng.random() < rates["version_key_missing"]:
             q.append("version_key_missing")
         else:
             doc["__v"] = _randint(rng, 0, 3)
@@ -555,7 +558,8 @@ class DocumentFactory:
         """Write each (container, key, amount) in the document's money style; record what was planted."""
         rng = self.rng
         x = rng.random()
-        r_dec, r_dbl, r_str = (RATE[f"{coll}.money_{t}"] for t in MONEY_TYPES)
+        rates = _RATES_BY_NAME[coll]
+        r_dec, r_dbl, r_str = rates["money_decimal128"], rates["money_double"], rates["money_string"]
         if x < r_dec:
             types = ["decimal128"] * len(slots)
         elif x < r_dec + r_dbl:
@@ -567,7 +571,7 @@ class DocumentFactory:
             rng.shuffle(order)
             types = [order[i % 3] for i in range(len(slots))]
         bad = rng.randrange(len(slots)) if plant_non_numeric else -1
-        noisy_wanted = "double" in types and self._chance(f"{coll}.money_float_noise")
+        noisy_wanted = "double" in types and rng.random() < rates["money_float_noise"]
         doubles = [i for i, t in enumerate(types) if t == "double" and i != bad and slots[i][2] != 0]
         forced = _choice(rng, doubles) if noisy_wanted and doubles else -1
         noisy = False
