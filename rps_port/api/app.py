@@ -81,5 +81,13 @@ def _register_cutover_routing() -> None:
     INSTALLERS.append(routing.install)
 
 
+def _register_usage() -> None:
+    # issue 6: GET /usage for finance/admin (permission usage:read)
+    from rps_port.usage.router import build_usage_router
+
+    EXTRA_ROUTERS.append(build_usage_router)
+
+
 _register_hardening()
 _register_cutover_routing()
+_register_usage()

@@ -22,7 +22,6 @@ from rps_port.usage import record_usage
 from rps_port.usage.models import UsageEvent
 from rps_port.usage.pricing import Catalog, PricingError, load_catalog
 from rps_port.usage.report import ReportError, usage_report
-from rps_port.usage.router import build_usage_router
 
 ORG, OTHER = "6a0000000000000000000001", "6a0000000000000000000002"
 C1, C2, P1 = "6a00000000000000000000c1", "6a00000000000000000000c2", "6a00000000000000000000a1"
@@ -114,7 +113,7 @@ async def test_cli_and_api_give_the_same_totals(db_url, monkeypatch):
     assert csv_out.output.strip().splitlines()[-1].endswith(f",{from_cli['total']['cost']},1")
 
     settings = load_settings(database_url=db_url, jwt_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
-    app = create_app(settings, extra_routers=[build_usage_router])
+    app = create_app(settings)  # GET /usage is mounted at the app factory's EXTRA_ROUTERS seam
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         ok = await client.get("/usage", params={"since": "2026-01-01T00:00:00Z"},
                               headers={"Authorization": f"Bearer {make_token(ORG, ['finance'])}"})
