@@ -323,3 +323,28 @@ def test_the_worked_example_of_docs_mapping_loads_a_users_collection(sqlite_db_u
     assert [(r.title, Decimal(r.price)) for r in rows] == [("Desk", Decimal("120.50")), ("Lamp", Decimal("19.99"))]
     assert json.loads(rows[0].extra) == {"color": "oak"}
     engine.dispose()
+
+
+def test_a_constraint_the_mapping_does_not_declare_rejects_one_document_not_the_batch(engine, tmp_path):
+    """Without the mapping's `unique` rule the database's live-number index catches the clash: the batch
+    falls back to per-document savepoints and only the offending document is rejected."""
+    from rps_port.etl.mapping import DEFAULT_MAPPING
+
+    text_ = DEFAULT_MAPPING.read_text().replace(
+        "      - {columns: [org_id, number], live_only: true, reason: duplicate_number}\n", "")
+    assert "duplicate_number" not in text_
+    path = tmp_path / "no-unique.yaml"
+    path.write_text(text_.replace("unique:\n    checks:", "checks:"))
+    mapping = load_mapping(path, secret=DEFAULT_SECRET)
+    client = mongomock.MongoClient()
+    org = ObjectId()
+    docs = [_order(ObjectId(), org, f"RPS-2024-{i:06d}", updated=1) for i in range(5)]
+    docs.insert(3, _order(ObjectId(), org, "RPS-2024-000001", updated=1))
+    client["rps"]["orders"].insert_many(docs)
+    summary = run_backfill(engine, open_source("", client=client), mapping, collections=["orders"])
+    rec = summary.reconciliations[0]
+    assert (rec.loaded, rec.rejected) == (5, 1) and summary.balanced
+    (reject,) = list_rejects(engine)
+    assert reject["record_id"] == str(docs[3]["_id"]) and reject["reason"] == "constraint_violation"
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(OrderItem)).scalar_one() == 5

@@ -71,3 +71,22 @@ def test_mongodb_source_through_the_pymongo_api(small_dataset):
     # the mapping reads what pymongo returns
     mapping = load_mapping()
     assert mapping.map_document("customers", next(iter(src.scan("customers")))[1]).row["id"]
+
+
+def test_mongoexport_extended_json_v1_and_v2_read_alike(tmp_path):
+    """mongoexport before 4.2 wrote Extended JSON v1 (`{"$date": <ms>}`, `{"$numberLong": ...}` in strict mode)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    v1 = ('{"_id":{"$oid":"5f2000000000000000000001"},"org":{"$oid":"5f1d7f0c2a4b6c8d9e0f1a2b"},"name":"A",'
+          '"status":"active","createdAt":{"$date":1577836800123},"marketingOptIn":"true"}\n')
+    v2 = ('{"_id":{"$oid":"5f2000000000000000000002"},"org":{"$oid":"5f1d7f0c2a4b6c8d9e0f1a2b"},"name":"B",'
+          '"status":"active","createdAt":{"$date":{"$numberLong":"1577836800123"}},"marketingOptIn":true}\n')
+    relaxed = ('{"_id":{"$oid":"5f2000000000000000000003"},"org":"5f1d7f0c2a4b6c8d9e0f1a2b","name":"C",'
+               '"status":"active","createdAt":{"$date":"2020-01-01T00:00:00.123Z"},"marketingOptIn":true}\n')
+    (folder / "customers.json").write_text(v1 + v2 + relaxed)
+    src = open_source(folder)
+    mapping = load_mapping()
+    rows = [mapping.map_document("customers", d).row for _, d in src.scan("customers")]
+    assert [r["name"] for r in rows] == ["A", "B", "C"]
+    assert len({r["created_at"] for r in rows}) == 1 and rows[0]["created_at"].microsecond == 123000
+    assert all(r["marketing_opt_in"] is True for r in rows)
