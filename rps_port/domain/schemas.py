@@ -7,7 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from rps_port.timeutil import ensure_utc
 
@@ -94,6 +103,21 @@ class Address(InputModel):
     country: str = Field(pattern=r"^[A-Z]{2}$")
 
 
+class AddressOut(BaseModel):
+    """An address as stored: lenient, because migrated shipping addresses are legacy JSON
+    (camelCase `postalCode`, `kind` often absent)."""
+
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+    kind: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = Field(default=None, validation_alias=AliasChoices("postal_code", "postalCode"))
+    country: str | None = None
+
+
 class CustomerOut(RecordOut):
     name: str
     email: str | None = None
@@ -102,7 +126,7 @@ class CustomerOut(RecordOut):
     marketing_opt_in: bool
     tax_id: str | None = None
     tags: list[str] = Field(default_factory=list)
-    addresses: list[Address] = Field(default_factory=list)
+    addresses: list[AddressOut] = Field(default_factory=list)
     meta: dict[str, Any] | None = None
 
 
@@ -153,9 +177,15 @@ class OrderOut(RecordOut):
     tax: MoneyOut
     total: MoneyOut
     items: list[OrderItemOut] = Field(default_factory=list)
-    shipping_address: Address | None = None
+    shipping_address: AddressOut | None = None
     placed_at: UTC | None = None
     notes: str | None = None
+
+    @field_validator("shipping_address", mode="before")
+    @classmethod
+    def _legacy_address(cls, value: Any) -> Any:
+        # a migrated document may hold anything here; what is not an object is shown as absent
+        return value if isinstance(value, (dict, AddressOut)) else None
 
 
 class OrderItemCreate(InputModel):

@@ -110,3 +110,21 @@ async def test_service_role_uses_scope(client, tenants):
     # a scope grants nothing to a non-service role
     viewer = make_token(a.org, ["viewer"], scope="transactions:read")
     assert (await client.get("/transactions", headers=auth(viewer))).status_code == 403
+
+
+async def test_migrated_legacy_shipping_address_renders(client, tenants, sync_engine):
+    from sqlalchemy.orm import Session
+
+    from rps_port.domain import Order
+
+    a, _ = tenants
+    with Session(sync_engine) as s, s.begin():
+        s.get(Order, a.orders[0]).shipping_address = {"line1": "1 Main St", "city": "Berlin", "postalCode": "10115",
+                                                      "country": "DE", "legacyField": 1}
+        s.get(Order, a.orders[1]).shipping_address = "not an object"
+    r = await client.get(f"/orders/{a.orders[0]}", headers=auth(make_token(a.org)))
+    assert r.status_code == 200
+    assert r.json()["shipping_address"] == {"kind": None, "line1": "1 Main St", "line2": None, "city": "Berlin",
+                                            "region": None, "postal_code": "10115", "country": "DE"}
+    r = await client.get(f"/orders/{a.orders[1]}", headers=auth(make_token(a.org)))
+    assert r.status_code == 200 and r.json()["shipping_address"] is None
