@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -150,6 +150,7 @@ class Recorder:
         stats: dict[str, EndpointStats] = {}
         prints: dict[str, Fingerprint] = {}
         errors: Counter[tuple[str, str, str]] = Counter()
+        unmappable: Counter[tuple[str, str, str]] = Counter()
         for obs in observations:
             st = stats.setdefault(obs.endpoint, EndpointStats(endpoint=obs.endpoint))
             st.requests += 1
@@ -159,6 +160,7 @@ class Recorder:
                 continue
             if obs.outcome == "unmappable":
                 st.unmappable += 1
+                unmappable[(obs.endpoint, obs.error_side or "legacy", obs.error or "")] += 1
                 continue
             real = [(rid, d) for rid, d in obs.diffs if (obs.endpoint, d.template) not in suppressed]
             if not real:
@@ -205,6 +207,8 @@ class Recorder:
             fingerprints=sorted(prints.values(), key=lambda f: (-f.count, f.endpoint, f.path)),
             noise=noise_rows,
             errors=[ErrorGroup(endpoint=e, side=s, message=m, count=c) for (e, s, m), c in errors.most_common()],
+            unmappable=[ErrorGroup(endpoint=e, side=s, message=m, count=c)
+                        for (e, s, m), c in unmappable.most_common()],
             timing=timing,
         )
 
@@ -247,10 +251,3 @@ class Recorder:
             out["principal"] = req.principal
         return out
 
-
-def group_errors(observations: list[Observation]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for obs in observations:
-        if obs.outcome == "error":
-            out[obs.error_side or "?"] += 1
-    return dict(out)

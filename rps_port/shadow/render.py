@@ -52,6 +52,9 @@ def render_terminal(report: ShadowReport, console: Any, *, max_fingerprints: int
     for err in report.errors[:5]:
         console.print(f"[yellow]error[/yellow] {escape(err.endpoint)} ({err.side}): {escape(err.message)} ×{err.count}",
                       emoji=False)
+    for group in report.unmappable[:5]:
+        console.print(f"[yellow]unmappable[/yellow] {escape(group.endpoint)}: {escape(group.message)} ×{group.count}",
+                      emoji=False)
     if report.skipped:
         console.print(f"[yellow]{len(report.skipped)} corpus lines skipped[/yellow], e.g. {escape(report.skipped[0])}",
                       emoji=False)
@@ -207,6 +210,13 @@ def write_html(report: ShadowReport, path: str | Path) -> Path:
         for err in report.errors:
             parts.append(f"<tr><td><code>{_e(err.endpoint)}</code></td><td>{_e(err.side)}</td>"
                          f"<td>{_e(err.message)}</td><td class='n'>{err.count}</td></tr>")
+        parts.append("</table>")
+    if report.unmappable:
+        parts.append("<h2>Unmappable legacy records (not compared)</h2><table><tr><th>endpoint</th>"
+                     "<th>reason</th><th>count</th></tr>")
+        for group in report.unmappable:
+            parts.append(f"<tr><td><code>{_e(group.endpoint)}</code></td><td>{_e(group.message)}</td>"
+                         f"<td class='n'>{group.count}</td></tr>")
         parts.append("</table>")
     if report.skipped:
         parts.append(f"<h2>Skipped corpus lines ({len(report.skipped)})</h2><pre>"

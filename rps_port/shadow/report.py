@@ -115,6 +115,7 @@ class ShadowReport(BaseModel):
     fingerprints: list[Fingerprint]
     noise: list[NoisePath] = Field(default_factory=list)
     errors: list[ErrorGroup] = Field(default_factory=list)
+    unmappable: list[ErrorGroup] = Field(default_factory=list, description="Legacy records not comparable, by reason.")
     timing: Timing = Field(default_factory=Timing)
     skipped: list[str] = Field(default_factory=list, description="Corpus lines not replayed, with the reason.")
 
