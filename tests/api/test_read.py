@@ -128,3 +128,27 @@ async def test_migrated_legacy_shipping_address_renders(client, tenants, sync_en
                                             "region": None, "postal_code": "10115", "country": "DE"}
     r = await client.get(f"/orders/{a.orders[1]}", headers=auth(make_token(a.org)))
     assert r.status_code == 200 and r.json()["shipping_address"] is None
+
+
+async def test_unexpected_error_is_a_bare_500_problem(api_settings):
+    import httpx
+    from fastapi import APIRouter
+
+    from rps_port.api.app import create_app
+
+    def broken(_settings):
+        router = APIRouter()
+
+        @router.get("/boom")
+        async def boom() -> None:
+            raise RuntimeError("secret internals: postgresql://user:pw@db")
+
+        return router
+
+    app = create_app(api_settings, extra_routers=[broken])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/boom")
+    await app.state.rps_context.aclose()
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert "secret" not in r.text and r.json()["detail"] == "internal error"
