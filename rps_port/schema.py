@@ -10,6 +10,7 @@ would write an empty migration.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from rps_port.db import make_engine, sync_url
 
@@ -55,13 +57,32 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config("sqlite://"))
 
 
+# Key of the PostgreSQL advisory lock that serialises migrations (several portal replicas may run
+# `rps-port db upgrade` at the same start-up); any constant unique to rps-port will do.
+MIGRATION_LOCK_KEY = 0x7270_7370_6F72_74  # "rpsport"
+
+
+def _migrate(url: str, run: Callable[[Config], None]) -> None:
+    """Run an Alembic command in one transaction, holding the migration lock on PostgreSQL."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            run(cfg)
+    finally:
+        engine.dispose()
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(url), revision)
+    _migrate(url, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     _refuse_ambiguous_downgrade(url, revision)
-    command.downgrade(alembic_config(url), revision)
+    _migrate(url, lambda cfg: command.downgrade(cfg, revision))
 
 
 def _refuse_ambiguous_downgrade(url: str, revision: str) -> None:

@@ -21,7 +21,7 @@ def rps_port_cmd(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not (k.startswith("RPS_") and not k.startswith("RPS_TEST_"))}
     env.update(COLUMNS="200", NO_COLOR="1", TERM="dumb")
     return subprocess.run(
-        [str(RPS_PORT), *args], capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
+        [str(RPS_PORT), *args], capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL, check=False
     )
 
 

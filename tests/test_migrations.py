@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,20 @@ def test_round_trip_to_heads_base_and_back_without_drift(empty_url: str) -> None
     schema.upgrade(empty_url)
     assert schema.is_current(empty_url)
     assert schema.drift(empty_url) == []
+
+
+def test_concurrent_upgrades_on_postgres_are_serialised(pg_url: str) -> None:
+    """Portal replicas may all run `rps-port db upgrade` at the same start-up (without the advisory
+    lock the second fails with a duplicate-object error)."""
+    rps_port = Path(sys.executable).with_name("rps-port")
+    procs = [
+        subprocess.Popen([str(rps_port), "db", "upgrade", "--url", pg_url], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert schema.is_current(pg_url) and schema.drift(pg_url) == []
 
 
 # The drift check must see real differences in the custom types, or "no drift" above proves nothing.
@@ -144,7 +160,7 @@ def extra_branches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {"zz01", "zz02"} <= schema.heads()
 
 
-def _db(*args: str, env: dict[str, str] | None = None):  # noqa: ANN202
+def _db(*args: str, env: dict[str, str] | None = None):
     result = runner.invoke(app, ["db", *args], env=env)
     assert result.exit_code == 0, result.output
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from rps_port import schema
@@ -21,10 +23,10 @@ def _revs(revs: set[str] | frozenset[str]) -> str:
     return ", ".join(sorted(revs)) or "base"
 
 
-def _run(action, target: str, revision: str) -> None:  # noqa: ANN001
+def _run(action: Callable[[str, str], None], target: str, revision: str) -> None:
     try:
         action(target, revision)
-    except Exception as exc:  # alembic's errors (unknown revision, ambiguous target) and driver errors
+    except Exception as exc:  # noqa: BLE001 - alembic's errors (unknown revision, ambiguous target) and driver errors
         message = str(exc).replace(target, mask_url(target))
         raise fail(f"{mask_url(target)}: {type(exc).__name__}: {message}") from None
 
