@@ -52,7 +52,7 @@ def main() -> None:
             f"{r['rss_kib'] / 1024:.0f}", "yes" if cpu_rate >= TARGET_DOCS_PER_S else "no",
             "yes" if r["wall"] < BASELINE_SECONDS else "no",
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ QUIRKS: tuple[Quirk, ...] = tuple(
         Quirk("orders.dangling_customer", 0.02, "orders that are not broken",
               "`customer` points to no customer document", warning="dangling_customer"),
         Quirk("orders.currency_lowercase", 0.05, "all orders", "`currency` in lower case"),
-        Quirk("orders.quantity_string", 0.05, "order items", "item `quantity` as a numeric string"),
+        Quirk("orders.quantity_string", 0.05, "order items", "item `quantity` as a numeric string (counted: orders with any)"),
         Quirk("orders.money_decimal128", 0.50, "all orders", "every money value is Decimal128"),
         Quirk("orders.money_double", 0.25, "all orders", "every money value is a double"),
         Quirk("orders.money_string", 0.15, "all orders", "every money value is a numeric string"),

@@ -76,3 +76,19 @@ def test_bad_arguments_are_named(tmp_path, kwargs, message):
     args = {"customers": 1, **kwargs}
     with pytest.raises(GenerateError, match=message):
         generate(tmp_path, args.pop("customers"), **args)
+
+
+_SUBPROCESS_GENERATE = "import sys; from rps_port.legacy import generate; generate(sys.argv[1], 150, seed=11, fmt='both')"
+
+
+def test_identical_across_processes_with_different_hash_seeds(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    for name, hash_seed in (("a", "1"), ("b", "4242")):
+        subprocess.run(
+            [sys.executable, "-c", _SUBPROCESS_GENERATE, str(tmp_path / name)],
+            check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
