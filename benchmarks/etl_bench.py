@@ -118,6 +118,7 @@ def variant_etl(data: Path, url: str, _limit: int | None) -> int:
 
 
 def variant_orm(data: Path, url: str, limit: int | None) -> int:
+    from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
 
     from rps_port.db import make_engine
@@ -146,7 +147,7 @@ def variant_orm(data: Path, url: str, limit: int | None) -> int:
         if n % 1000 == 0:
             try:
                 session.commit()
-            except Exception:  # a live-uniqueness clash: the naive loop just drops the batch
+            except IntegrityError:  # a live-uniqueness clash: the naive loop just drops the batch
                 session.rollback()
     session.commit()
     session.close()

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from bson import Decimal128, Int64, ObjectId
@@ -25,7 +25,7 @@ from rps_port.etl import extjson
 from rps_port.etl.errors import ConversionError
 from rps_port.ids import normalize_object_id
 from rps_port.legacy.crypto import LegacyCryptoError, is_legacy_encrypted, legacy_decrypt, legacy_encrypt
-from rps_port.money import from_minor, minor_units, quantize
+from rps_port.money import from_minor, minor_units, quantum
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -121,6 +121,13 @@ def decimal128_to_decimal(value: Decimal128) -> Decimal:
 
 def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
     """An exact Decimal and the kind it came from (decimal128, double, string, int)."""
+    kind = type(value)
+    if kind is Decimal128:  # the common cases first, by exact type
+        dec = decimal128_to_decimal(value)
+        if dec.is_finite():
+            return dec, "decimal128"
+    elif kind is float and math.isfinite(value):
+        return Decimal(repr(value)), "double"
     if isinstance(value, dict) and len(value) == 1:
         (key, inner), = value.items()
         if key == "$numberDecimal":
@@ -160,6 +167,9 @@ def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
     raise ConversionError("non_numeric_amount", f"a number was expected, got {type(value).__name__}")
 
 
+_QUANTA: dict[str, Decimal] = {}
+
+
 def _currency_of(args: dict[str, Any], ctx: Context) -> str:
     code = args.get("currency_code") or ctx.lookup(args.get("currency", "currency"))
     if not code:
@@ -179,9 +189,13 @@ def _currency_of(args: dict[str, Any], ctx: Context) -> str:
 def money(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
     dec, kind = to_decimal(value)
     currency = _currency_of(args, ctx)
-    ctx.note(f"money:{kind}")
-    out = quantize(dec, currency)
-    if out != dec and kind not in ("double",) and not args.get("round_exact"):
+    if ctx.notes is not None:
+        ctx.notes.add(f"money:{kind}")
+    step = _QUANTA.get(currency)
+    if step is None:
+        step = _QUANTA[currency] = quantum(currency)
+    out = dec.quantize(step, rounding=ROUND_HALF_EVEN)
+    if out != dec and kind != "double" and not args.get("round_exact"):
         raise ConversionError(
             "excess_precision", f"{kind} amount has more than {minor_units(currency)} decimal places for {currency}"
         )
