@@ -59,6 +59,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# Every pattern above needs one of these to match; text without any is only checked for secrets.
+_TRIGGER = re.compile(r"[@+=:]|%40|eyJ|SG\.|bearer|basic", re.IGNORECASE)
+
+
 def _norm(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
@@ -83,6 +87,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
+        if not _TRIGGER.search(value):
+            return value
         for pattern, repl in _PATTERNS:
             value = pattern.sub(repl, value)
         return value

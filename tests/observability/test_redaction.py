@@ -152,3 +152,25 @@ def test_redactor_leaves_ordinary_text_alone():
     text = "loaded 1200 orders in range [64f0..64f9) in 3.2 s; rejected 3"
     assert r.text(text) == text
     assert r.text("GET /v1/orders?status=paid&page=2") == "GET /v1/orders?status=paid&page=2"
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        (f"Authorization: Bearer {TOKEN}", TOKEN),
+        ("authorization=Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        (f"token {TOKEN} seen", TOKEN),
+        (f"key {SENDGRID_KEY}", SENDGRID_KEY),
+        ('{"password": "hunter2"}', "hunter2"),
+        ("api_key=abc123xyz&x=1", "abc123xyz"),
+        ("redis://:s3cretpw@cache:6379/0", "s3cretpw"),
+        ("taxId enc:v1:00ff:abcdef0123", "abcdef0123"),
+        (f"mail {EMAIL}", EMAIL),
+        ("mail ada%40example.com", "ada%40example.com"),
+        (f"call {PHONE}", PHONE),
+        ("call +15551234567 now", "+15551234567"),
+    ],
+)
+def test_each_pattern_is_caught(text, leak):
+    out = Redactor().text(text)
+    assert leak not in out, out
