@@ -23,14 +23,13 @@ OUTCOME_STYLE = {"passed": "green", "failed": "red", "inconclusive": "yellow"}
 
 
 def _controller(actor: str | None = None) -> Controller:
-    from rps_port.cutover.reverse import build_reverse_sync
-    from rps_port.cutover.sources import default_evidence
-    from rps_port.db import make_engine
-
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     from rps_port.config import mask_url
+    from rps_port.cutover.reverse import build_reverse_sync
+    from rps_port.cutover.sources import default_evidence
+    from rps_port.db import make_engine
 
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)

@@ -11,7 +11,7 @@ from rich.table import Table
 from rps_port.cli.common import console, fail, is_ci
 
 
-def summary_table(result) -> Table:  # noqa: ANN001
+def summary_table(result) -> Table:
     t = Table("#", "step", "result", "seconds", title="Rehearsal summary")
     style = {"passed": "green", "failed": "red", "skipped": "yellow"}
     for i, s in enumerate(result.steps, start=1):
@@ -22,7 +22,7 @@ def summary_table(result) -> Table:  # noqa: ANN001
     return t
 
 
-def where_next(result, workdir: Path) -> Panel:  # noqa: ANN001
+def where_next(result, workdir: Path) -> Panel:
     db = workdir / "rps-port.db"
     lines = [f"[bold]{name}[/bold]: {path}" for name, path in getattr(result, "artifacts", {}).items()]
     lines += [

@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rps_port.cutover.evidence import Metrics, RecordedEvidence, ShadowStats, SyncLag, VerifyResult
+from rps_port.cutover.evidence import Metrics, RecordedEvidence, ShadowStats, SyncLag
 from rps_port.timeutil import ensure_utc, utcnow
 
 PLANTS = ("row-changed", "shadow-mismatch", "sync-lag", "lost-write")
@@ -344,7 +344,7 @@ class Rehearsal:
                 if v is not None and (newest_src is None or ensure_utc(v) > newest_src):
                     newest_src = ensure_utc(v)
             with self.engine.connect() as conn:
-                v = conn.execute(text(f"SELECT MAX(src_updated_at) FROM {coll.table}")).scalar()  # noqa: S608 - mapping table name
+                v = conn.execute(text(f"SELECT MAX(src_updated_at) FROM {coll.table}")).scalar()
             if v is not None:
                 from datetime import datetime
 
@@ -572,7 +572,7 @@ class Rehearsal:
         table = self.mapping.collection(collection).table
         with self.engine.begin() as conn:
             conn.execute(text("DELETE FROM outbox WHERE aggregateid = :i"), {"i": rid})
-            conn.execute(text(f"UPDATE {table} SET updated_at = :t WHERE id = :i"),  # noqa: S608 - mapping table name
+            conn.execute(text(f"UPDATE {table} SET updated_at = :t WHERE id = :i"),
                          {"t": (utcnow() - timedelta(days=3650)).replace(tzinfo=None), "i": rid})
         self.say.say(f"    [magenta]planted:[/magenta] {collection}/{rid} hidden from reverse sync (no outbox event, old updated_at)")
 
@@ -606,7 +606,7 @@ class Rehearsal:
         for name in self.mapping.order():
             table = self.mapping.collection(name).table
             with self.engine.connect() as conn:
-                sql_ids = set(conn.scalars(text(f"SELECT id FROM {table}")))  # noqa: S608 - mapping table name
+                sql_ids = set(conn.scalars(text(f"SELECT id FROM {table}")))
             legacy_ids = {str(d["_id"]) for d in self.mongo[name].find({}, {"_id": 1})}
             lost += [f"{name}/{i}" for i in sorted(sql_ids - legacy_ids)]
         for collection, rid in self.live_writes:

@@ -177,7 +177,7 @@ def mongo_database(uri: str, default_db: str = "rps") -> Any:
         return client[default_db]
 
 
-def build_reverse_sync(settings: Any, engine: Engine, mongo_db: Any = None):  # noqa: ANN201
+def build_reverse_sync(settings: Any, engine: Engine, mongo_db: Any = None):
     """A `(since, execute) -> ReverseSyncReport` for the controller, or None when it cannot run here."""
     try:
         from rps_port.etl.mapping import load_mapping

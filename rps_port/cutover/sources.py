@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from rps_port.cutover.evidence import ChainEvidence, EvidenceProvider, Metrics, ShadowStats, SyncLag, load_evidence_file
+from rps_port.cutover.evidence import (
+    ChainEvidence,
+    EvidenceProvider,
+    Metrics,
+    ShadowStats,
+    SyncLag,
+    load_evidence_file,
+)
 
 
 class ShadowTableEvidence:

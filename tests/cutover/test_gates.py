@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rps_port.cutover.evidence import Metrics, RecordedEvidence, ShadowStats, SyncLag, VerifyResult, wilson_upper
+from rps_port.cutover.evidence import (
+    Metrics,
+    RecordedEvidence,
+    ShadowStats,
+    SyncLag,
+    VerifyResult,
+    wilson_upper,
+)
 from rps_port.cutover.gates import Context, GateConfig, Outcome, decision, evaluate, gates_for
 from rps_port.timeutil import utcnow
 

@@ -6,16 +6,15 @@ import time
 from collections import Counter
 
 import httpx
-
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from rps_port.api.app import create_app
 from rps_port.config import load_settings
+from rps_port.cutover.cohorts import Overrides
 from rps_port.cutover.controller import Controller
 from rps_port.cutover.routing import Snapshot, decide, legacy_path
-from rps_port.cutover.cohorts import Overrides
 from rps_port.cutover.serving import free_port, serve_in_thread
 from rps_port.ids import normalize_object_id
 from rps_port.legacy.emulator import create_legacy_app

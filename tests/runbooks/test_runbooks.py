@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ["backfill", "sync-and-verify", "shadow", "cutover", "rollback", "key-rotation", "incident-response"]
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def blocks(name: str) -> list[str]:
