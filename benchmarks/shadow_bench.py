@@ -68,11 +68,10 @@ def comparator(data_dir: Path, seconds: float) -> list[tuple[str, str, str]]:
     from rps_port.domain.schemas import OrderOut
     from rps_port.legacy.emulator_json import to_mongoose
     from rps_port.legacy.emulator_store import iter_documents
-    from rps_port.shadow.canonical import canonical_from_new
+    from rps_port.shadow.canonical import CanonicalError, canonical_from_new
     from rps_port.shadow.compare import diff
     from rps_port.shadow.rules import ShadowRules
     from rps_port.shadow.sides import LegacySide, Unmappable
-    from rps_port.shadow.canonical import CanonicalError
 
     side, rules = LegacySide(), ShadowRules()
     side.CACHE_SIZE = 0  # measure canonicalisation itself, not cache hits on the 50 repeated documents
@@ -194,8 +193,8 @@ def http_run(data_dir: Path, work: Path, sample: int, concurrency: int) -> list[
         ("shadow run: time waiting on HTTP (summed over requests)", f"{t.http_seconds:.2f} s", "—"),
         ("shadow run: comparing vs waiting, summed per request", f"{t.compare_share * 100:.1f}%", "—"),
         ("shadow run: comparing, share of wall time", f"{share * 100:.1f}%", "< 10%" + (" ✓" if share < 0.10 else " ✗")),
-        ("shadow run: outcome", f"{report.totals.compared} compared, {report.totals.mismatches} mismatches, "
-                                f"{report.totals.errors} errors, {report.totals.unmappable} unmappable", "—"),
+        ("shadow run: outcome", (f"{report.totals.compared} compared, {report.totals.mismatches} mismatches, "
+                                 f"{report.totals.errors} errors, {report.totals.unmappable} unmappable"), "—"),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,22 +11,46 @@ from rps_port.cli.common import err_console, fail, settings_or_exit
 
 
 def serve(
-    data: Path = typer.Option(..., "--data", help="Generated legacy data directory (rps/*.bson or export/*.json)."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(3000, "--port"),
-    noise: bool = typer.Option(False, "--noise", help="Add a random request id and the server time to every answer."),
-    noise_touch: list[str] = typer.Option(
-        [], "--noise-touch", help="Document field rewritten to 'now' on every read (repeatable), e.g. updatedAt."
-    ),
-    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every API request."),
-    error_rate: float = typer.Option(0.0, "--error-rate", help="Share of API requests answered 500."),
-    timeout_rate: float = typer.Option(0.0, "--timeout-rate", help="Share of API requests that hang."),
-    timeout_seconds: float = typer.Option(30.0, "--timeout-seconds", help="How long a hanging request hangs."),
-    allow_writes: bool = typer.Option(False, "--allow-writes", help="Accept POST /api/orders and refunds (memory only)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for noise and fault draws."),
-    jwt_secret: str | None = typer.Option(
-        None, "--jwt-secret", envvar="RPS_JWT_SECRET", show_envvar=True, help="HS256 secret of the portal tokens."
-    ),
+    data: Annotated[
+        Path, typer.Option("--data", help="Generated legacy data directory (rps/*.bson or export/*.json).")
+    ],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 3000,
+    noise: Annotated[
+        bool, typer.Option("--noise", help="Add a random request id and the server time to every answer.")
+    ] = False,
+    noise_touch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--noise-touch",
+            help="Document field rewritten to 'now' on every read (repeatable), e.g. updatedAt.",
+        ),
+    ] = None,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Delay added to every API request.")
+    ] = 0.0,
+    error_rate: Annotated[
+        float, typer.Option("--error-rate", help="Share of API requests answered 500.")
+    ] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option("--timeout-rate", help="Share of API requests that hang.")
+    ] = 0.0,
+    timeout_seconds: Annotated[
+        float, typer.Option("--timeout-seconds", help="How long a hanging request hangs.")
+    ] = 30.0,
+    allow_writes: Annotated[
+        bool, typer.Option("--allow-writes", help="Accept POST /api/orders and refunds (memory only).")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for noise and fault draws.")] = None,
+    jwt_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--jwt-secret",
+            envvar="RPS_JWT_SECRET",
+            show_envvar=True,
+            help="HS256 secret of the portal tokens.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the legacy REST API of CONTRACT.md from DIR, serialised exactly like Mongoose."""
     import uvicorn
@@ -40,7 +65,7 @@ def serve(
             data,
             jwt_secret=jwt_secret,
             noise=noise,
-            noise_touch=tuple(noise_touch),
+            noise_touch=tuple(noise_touch or ()),
             latency_ms=latency_ms,
             error_rate=error_rate,
             timeout_rate=timeout_rate,

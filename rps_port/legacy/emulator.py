@@ -20,7 +20,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -388,4 +388,4 @@ def create_legacy_app(
     return app
 
 
-__all__ = ["create_legacy_app", "EmulatorOptions", "LegacyStore", "is_object_id"]
+__all__ = ["EmulatorOptions", "LegacyStore", "create_legacy_app", "is_object_id"]

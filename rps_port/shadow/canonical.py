@@ -53,7 +53,7 @@ class Rows:
 
 
 @cache
-def _model_for(resource: str):  # noqa: ANN202
+def _model_for(resource: str):
     from rps_port.domain import Customer, Order, Transaction
 
     return {"customers": Customer, "orders": Order, "transactions": Transaction}[resource]

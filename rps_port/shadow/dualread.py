@@ -136,7 +136,7 @@ class DualRead:
                 return
             obs = await asyncio.to_thread(self._observe, r, info, legacy_status, legacy_body, status, body)
             self.recorder.add(obs)
-        except (CorpusError, Exception):  # noqa: BLE001
+        except (CorpusError, Exception):
             self.secondary_errors += 1
             log.exception("dual read comparison failed")
         finally:

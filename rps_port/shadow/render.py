@@ -162,15 +162,21 @@ def write_html(report: ShadowReport, path: str | Path) -> Path:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Shadow report <span class='badge {report.verdict}'>{report.verdict}</span></h1>",
-        f"<p class='muted'>run {_e(report.run_id)} · {_e(report.started_at.isoformat())} → "
-        f"{_e(report.finished_at.isoformat())} · legacy {_e(report.legacy_url or '-')} · new {_e(report.new_url or '-')}"
-        f" · threshold {_pct(report.max_mismatch_rate)} (Wilson upper bound, {int(report.confidence * 100)}% "
-        f"confidence, at least {report.min_samples} samples)</p>",
-        f"<p>{t.requests} requests: {t.compared} compared, <b>{t.mismatches} mismatches</b>, {t.errors} errors, "
-        f"{t.racy} racy, {t.unmappable} unmappable, {t.noise_suppressed} with noise only. Comparing took "
-        f"{_pct(report.timing.compare_share_of_wall)} of the run's wall time.</p>",
-        "<h2>Endpoints</h2><table><tr><th>endpoint</th><th>compared</th><th>mismatches</th><th>rate</th>"
-        "<th>upper bound</th><th>verdict</th><th>errors</th><th>racy</th><th>unmappable</th></tr>",
+        (
+            f"<p class='muted'>run {_e(report.run_id)} · {_e(report.started_at.isoformat())} → "
+            f"{_e(report.finished_at.isoformat())} · legacy {_e(report.legacy_url or '-')} · new "
+            f"{_e(report.new_url or '-')} · threshold {_pct(report.max_mismatch_rate)} (Wilson upper bound, "
+            f"{int(report.confidence * 100)}% confidence, at least {report.min_samples} samples)</p>"
+        ),
+        (
+            f"<p>{t.requests} requests: {t.compared} compared, <b>{t.mismatches} mismatches</b>, {t.errors} errors, "
+            f"{t.racy} racy, {t.unmappable} unmappable, {t.noise_suppressed} with noise only. Comparing took "
+            f"{_pct(report.timing.compare_share_of_wall)} of the run's wall time.</p>"
+        ),
+        (
+            "<h2>Endpoints</h2><table><tr><th>endpoint</th><th>compared</th><th>mismatches</th><th>rate</th>"
+            "<th>upper bound</th><th>verdict</th><th>errors</th><th>racy</th><th>unmappable</th></tr>"
+        ),
     ]
     for e in report.endpoints:
         parts.append(

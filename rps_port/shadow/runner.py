@@ -18,7 +18,15 @@ from typing import Any
 
 import httpx
 
-from rps_port.shadow.corpus import WRITE_GENERATED, CorpusEntry, CorpusError, Principals, Route, new_body, route
+from rps_port.shadow.corpus import (
+    WRITE_GENERATED,
+    CorpusEntry,
+    CorpusError,
+    Principals,
+    Route,
+    new_body,
+    route,
+)
 from rps_port.shadow.pair import Answer, differences, legacy_answer, new_answer, noise_templates
 from rps_port.shadow.recorder import Observation, Recorder, RequestInfo
 from rps_port.shadow.report import ShadowReport
@@ -185,7 +193,7 @@ class _Run:
                 return
             self.recorder.add_time(http=time.perf_counter() - started - clock[0], compare=clock[0])
         if legacy_a.unmappable and legacy_a.record is None and legacy_a.records is None and new.kind != "server_error":
-            rid, why = next(iter(legacy_a.unmappable.items()))
+            why = next(iter(legacy_a.unmappable.values()))
             self.recorder.add(Observation(r.endpoint, info, "unmappable", error_side="legacy", error=why))
             return
         obs = Observation(r.endpoint, info, "compared", diffs=diffs, noise=noise, racy=racy)

@@ -175,7 +175,7 @@ class CauseLabeller:
             row = self.sql.canonical(collection, record_id)
         except (CanonicalError, Unmappable) as exc:
             return "unknown", str(exc)
-        except Exception as exc:  # a lookup failure must not stop the run
+        except Exception as exc:  # noqa: BLE001 - a lookup failure must not stop the run
             return "unknown", f"lookup failed: {type(exc).__name__}"
         if src is None and row is None:
             return "unknown", "neither the source nor SQL has this record"

@@ -49,8 +49,8 @@ def test_rows_and_api_answers_meet_in_one_canonical_form() -> None:
 
 def test_difference_kinds_and_paths() -> None:
     rules = ShadowRules()
-    legacy = {"a": 1, "items": [{"p": Decimal("1.00")}, {"p": Decimal("2")}], "gone": 1, "t": "x"}
-    new = {"a": 2, "items": [{"p": Decimal("1.0")}, {"p": Decimal("3")}], "more": 1, "t": 5}
+    legacy = {"a": 1, "items": [{"p": Decimal("1.00")}, {"p": Decimal(2)}], "gone": 1, "t": "x"}
+    new = {"a": 2, "items": [{"p": Decimal("1.0")}, {"p": Decimal(3)}], "more": 1, "t": 5}
     got = {(d.path, d.template, d.kind) for d in diff(legacy, new, rules)}
     assert got == {
         ("a", "a", "value_changed"),
@@ -75,9 +75,9 @@ def test_rules_ignore_tolerance_sets_truncation(tmp_path: Path) -> None:
     rules = load_rules(path)
     t = datetime(2024, 1, 1, 0, 0, 1, 999000, tzinfo=UTC)
     legacy = {"updated_at": t, "at": t, "tags": ["b", "a"],
-              "items": [{"sku": "A", "p": Decimal("1.001"), "name": "x"}, {"sku": "B", "p": Decimal("2")}]}
+              "items": [{"sku": "A", "p": Decimal("1.001"), "name": "x"}, {"sku": "B", "p": Decimal(2)}]}
     new = {"updated_at": None, "at": t.replace(microsecond=0), "tags": ["a", "b"],
-           "items": [{"sku": "B", "p": Decimal("2")}, {"sku": "A", "p": Decimal("1.004"), "name": "y"}]}
+           "items": [{"sku": "B", "p": Decimal(2)}, {"sku": "A", "p": Decimal("1.004"), "name": "y"}]}
     assert diff(rules.apply(legacy), rules.apply(new), rules) == []
     new["items"][1]["p"] = Decimal("1.01")
     [d] = diff(rules.apply(legacy), rules.apply(new), rules)
