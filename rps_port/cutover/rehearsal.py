@@ -96,6 +96,10 @@ class Narrator:
         if self.console is not None:
             self.console.print(table)
 
+    def begin(self, index: int, title: str) -> None:
+        if self.console is not None and not self.plain:
+            self.console.rule(f"[bold]{index}. {title}[/bold]", align="left", style="dim")
+
     def step(self, result: StepResult, index: int) -> None:
         if self.console is None:
             return
@@ -467,6 +471,12 @@ class Rehearsal:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         return Metrics(PROBE_REQUESTS, errors, round(p99, 1), "rehearsal probe (client-side, new API)")
 
+    def expected_canary_side(self, percent: float) -> str:
+        """Which side must serve the rehearsal's org at this canary share (its sha256 bucket decides)."""
+        from rps_port.cutover.cohorts import CohortPolicy
+
+        return "new" if CohortPolicy(percent, self.settings.cutover_cohort_by).contains(self.org) else "legacy"
+
     def served_by(self) -> str:
         import httpx
 
@@ -514,11 +524,12 @@ class Rehearsal:
             bad = [f"{g.gate} {g.outcome.value}: {g.message}" for g in move.gates if g.enforced and g.outcome != Outcome.PASSED]
             raise StepFailed(f"gate refused {move.to_stage}: " + "; ".join(bad or [move.message]))
         served = self.served_by()
-        if expect_serve != "any" and served != expect_serve:
+        if served != expect_serve:
             raise StepFailed(f"stage {move.to_stage}: the routed API served from {served}, expected {expect_serve}")
         not_enforced = [g.gate for g in move.gates if not g.enforced]
         note = f" (not enforced, evidence step not available: {', '.join(not_enforced)})" if not_enforced else ""
-        return (f"now {move.to_stage} {move.to_percent:g}%; a portal request is served by {served}{note}",
+        return (f"now {move.to_stage} {move.to_percent:g}%; org {self.org} is served by {served}, as its stage "
+                f"and cohort bucket say{note}",
                 {"gates": gates, "served_by": served})
 
     def step_live_writes(self) -> tuple[str, dict]:
@@ -646,8 +657,8 @@ class Rehearsal:
         from rps_port.cutover.cohorts import parse_steps
 
         for pct in parse_steps(ramp):
-            steps.append((f"advance-canary-{pct:g}", f"Cutover: canary {pct:g}%", lambda pct=pct: self.advance(
-                "new" if pct >= 100 else "any")))
+            steps.append((f"advance-canary-{pct:g}", f"Cutover: canary {pct:g}%",
+                          lambda pct=pct: self.advance(self.expected_canary_side(pct))))
         steps += [
             ("advance-live", "Cutover: canary -> live", lambda: self.advance("new")),
             ("live-writes", "Write on the new side while live", self.step_live_writes),
@@ -728,6 +739,7 @@ def run_rehearsal(
             if failed:
                 res = StepResult(name, title, "skipped", f"not run: step {failed} failed")
             else:
+                narrator.begin(index, title)
                 t0 = time.monotonic()
                 try:
                     detail, data = fn()
