@@ -15,7 +15,6 @@ from rps_port.shadow.corpus import sample_corpus, write_corpus
 from rps_port.shadow.report import ShadowReport
 
 from .conftest import SECRET
-from .test_shadow_e2e import without_shipping_addresses
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "wbr"}
 
@@ -41,7 +40,7 @@ class Balanced(HTMLParser):
 def test_shadow_run_cli_writes_every_report(running: Any, tmp_path: Path, monkeypatch: Any) -> None:
     env = running(legacy_kwargs={"noise": True, "seed": 1})
     corpus = tmp_path / "corpus.jsonl"
-    write_corpus(without_shipping_addresses(env.data_dir, sample_corpus(env.data_dir, 15, seed=4)), corpus)
+    write_corpus(sample_corpus(env.data_dir, 15, seed=4), corpus)
     monkeypatch.setenv("RPS_DATABASE_URL", env.db_url)
     monkeypatch.setenv("RPS_JWT_SECRET", SECRET)
     evidence = tmp_path / "evidence.json"

@@ -14,30 +14,6 @@ from rps_port.shadow.runner import ShadowConfig, run_shadow
 from .conftest import free_port, principals
 
 
-def without_shipping_addresses(data_dir: Any, corpus: list[CorpusEntry]) -> list[CorpusEntry]:
-    """Drop requests touching orders with a shipping address.
-
-    Known disagreement between the mapping and the API schema (reported to the lead): the mapping
-    keeps `shippingAddress` keys as stored (`postalCode`) and `OrderOut.shipping_address` forbids
-    them, so the new API answers 500 for those orders (and the shadow reports it as such).
-    """
-    from rps_port.legacy.emulator_store import iter_documents, ref
-
-    bad_orders, bad_customers = set(), set()
-    for doc in iter_documents(data_dir, "orders"):
-        if doc.get("shippingAddress"):
-            bad_orders.add(ref(doc["_id"]))
-            bad_customers.add(ref(doc.get("customer")))
-    keep = []
-    for e in corpus:
-        if e.path.startswith("/api/orders/") and e.path.rsplit("/", 1)[-1] in bad_orders:
-            continue
-        if e.path == "/api/orders" and e.query.get("customer") in bad_customers:
-            continue
-        keep.append(e)
-    return keep
-
-
 def config(env: Any, corpus: list[CorpusEntry], **kw: Any) -> ShadowConfig:
     return ShadowConfig(legacy_url=env.legacy_url, new_url=env.new_url, corpus=corpus, principals=principals(),
                         source=str(env.data_dir), sql_url=env.db_url, concurrency=4, min_samples=5, **kw)
@@ -45,7 +21,7 @@ def config(env: Any, corpus: list[CorpusEntry], **kw: Any) -> ShadowConfig:
 
 def test_unchanged_data_with_noise_has_no_mismatches(running: Any) -> None:
     env = running(legacy_kwargs={"noise": True, "noise_touch": ["updatedAt"], "seed": 3})
-    corpus = without_shipping_addresses(env.data_dir, sample_corpus(env.data_dir, 15, seed=1))
+    corpus = sample_corpus(env.data_dir, 15, seed=1)
     report = run_shadow(config(env, corpus, max_mismatch_rate=0.2))
     assert report.totals.errors == 0, report.errors
     assert report.totals.mismatches == 0, [f"{f.endpoint} {f.path} {f.kind} {f.examples[0]}" for f in report.fingerprints]
@@ -55,7 +31,7 @@ def test_unchanged_data_with_noise_has_no_mismatches(running: Any) -> None:
 
 
 def _pick(db_url: str) -> dict[str, Any]:
-    """Records to plant differences on: live, mapped, orders without a shipping address."""
+    """Records to plant differences on: live, mapped orders with items, transactions, customers."""
     from rps_port.db import make_engine
     from rps_port.domain import Customer, Order, Transaction
 
@@ -67,10 +43,7 @@ def _pick(db_url: str) -> dict[str, Any]:
             ).order_by(Order.id)
         ).all()
         with_items = {r[0] for r in conn.execute(select(Order.id).join(Order.items))}
-        shipping_customers = {o.customer_id for o in orders if o.shipping_address}
-        orders = [o for o in orders if o.id in with_items and not o.shipping_address]
-        # the list of the missing order's customer must not hold orders the API cannot serve (see above)
-        orders.sort(key=lambda o: o.customer_id in shipping_customers)
+        orders = [o for o in orders if o.id in with_items]
         txs = conn.execute(
             select(Transaction.id).where(Transaction.deleted_at.is_(None), Transaction.provider_ref.is_not(None))
             .order_by(Transaction.id)
@@ -165,7 +138,7 @@ def test_planted_differences_are_found_fingerprinted_and_labelled(running: Any, 
         CorpusEntry("GET", "/api/orders", {"customer": ids["missing_customer"], "limit": "100"},
                     org_principal(ids["missing_org"])),
     ]
-    background = without_shipping_addresses(env.data_dir, sample_corpus(env.data_dir, 10, seed=5))
+    background = sample_corpus(env.data_dir, 10, seed=5)
     report = run_shadow(config(env, corpus + background, max_mismatch_rate=0.05))
 
     found = {(f.endpoint, f.path, f.kind): f for f in report.fingerprints}
@@ -211,7 +184,7 @@ def test_legacy_down_gives_errors_not_mismatches(running: Any) -> None:
 
 def test_flaky_legacy_errors_are_counted_apart(running: Any) -> None:
     env = running(legacy_kwargs={"error_rate": 0.3, "seed": 9})
-    corpus = without_shipping_addresses(env.data_dir, sample_corpus(env.data_dir, 10, seed=3))
+    corpus = sample_corpus(env.data_dir, 10, seed=3)
     report = run_shadow(config(env, corpus, read_legacy_twice=False))
     assert report.totals.errors > 0
     assert report.totals.mismatches == 0, [(f.endpoint, f.path) for f in report.fingerprints]
