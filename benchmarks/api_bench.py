@@ -10,12 +10,14 @@ in subprocesses (one worker each):
 - full: `rps_port.api.create_app` as `rps-port serve` builds it: JWT (HS256), RBAC, tenancy scope,
   idempotency dependency, problem handlers, and whatever the seams install (logging, metrics,
   tracing, rate limiting; the limit is raised so that no request is refused, but it is counted).
+- core: the same app with the seams emptied (JWT, RBAC, tenancy, idempotency dependency, problem
+  handling only), to show which layer costs what.
 - bare: one FastAPI app with the same two endpoints, the same engine and SQL statements (keyset
   page of 50 + the selectin load of items; detail by id) and the same serialisation (OrderOut),
   and nothing else: no auth, no RBAC, no dependencies, no middleware.
 
 A bounded httpx async loop (`--concurrency` requests in flight) drives `GET /orders?limit=50` and
-`GET /orders/{id}` (random ids from the seeded set) for `--duration` seconds per stack and endpoint, the two stacks alternating in `--rounds`
+`GET /orders/{id}` (random ids from the seeded set) for `--duration` seconds per stack and endpoint, the stacks alternating in `--rounds`
 short rounds (so background load hits both alike), after a warm-up;
 and prints requests/s, p50/p95/p99 and the full/bare throughput ratio (target: >= 0.85).
 Client and servers share the machine, so absolute figures are lower bounds; the ratio is the point.
@@ -174,10 +176,14 @@ def serve(mode: str, url: str, port: int) -> None:
     if mode == "bare":
         app = bare_app(url)
     else:
-        from rps_port.api.app import create_app
+        from rps_port.api import app as api_app
         from rps_port.config import load_settings
 
-        app = create_app(load_settings())
+        if mode == "core":  # the API's own layers only: no seams (middleware, limiter, cutover routing)
+            api_app.INSTALLERS.clear()
+            api_app.ROUTE_DEPENDENCIES.clear()
+            api_app.EXTRA_ROUTERS.clear()
+        app = api_app.create_app(load_settings())
     logging.disable(logging.WARNING)  # request logs would only measure the terminal
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
@@ -276,8 +282,10 @@ def main() -> None:
     ids = seed(url, args.orders)
     scenarios = {"GET /orders?limit=50": ["/orders?limit=50"], "GET /orders/{id}": [f"/orders/{i}" for i in ids]}
     results: dict[tuple[str, str], dict] = {}
-    servers = {mode: start(mode, url) for mode in ("bare", "full")}
-    headers = {"bare": {}, "full": {"Authorization": f"Bearer {token()}"}}
+    stacks = ("bare", "core", "full")
+    servers = {mode: start(mode, url) for mode in stacks}
+    bearer = {"Authorization": f"Bearer {token()}"}
+    headers = {"bare": {}, "core": bearer, "full": bearer}
     # Both servers run all along and the stacks alternate in short rounds, so background load on
     # the machine falls on both alike.
     slice_s = args.duration / args.rounds
@@ -286,7 +294,7 @@ def main() -> None:
             log(f"{name}: {args.rounds} rounds x {slice_s:.1f} s per stack, {args.concurrency} in flight")
             collected = {mode: ([], 0) for mode in servers}
             for round_no in range(args.rounds):
-                for mode in (("bare", "full") if round_no % 2 == 0 else ("full", "bare")):
+                for mode in (stacks if round_no % 2 == 0 else stacks[::-1]):
                     lat, err = asyncio.run(drive(servers[mode][1], paths, slice_s, args.concurrency, headers[mode],
                                                  warmup=2.0 if round_no == 0 else 0.0))
                     collected[mode] = (collected[mode][0] + lat, collected[mode][1] + err)
@@ -298,17 +306,18 @@ def main() -> None:
             proc.wait(timeout=15)
 
     table = Table(title=f"API, {args.orders:,} orders in PostgreSQL, {args.concurrency} in flight, {args.duration:.0f} s each")
-    for col in ("endpoint", "stack", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "full/bare",
+    for col in ("endpoint", "stack", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "vs bare",
                 f"target >= {TARGET_RATIO:.0%}"):
         table.add_column(col, justify="right")
     for name in scenarios:
         bare = results[("bare", name)]
-        for mode in ("bare", "full"):
+        for mode in stacks:
             r = results[(mode, name)]
             ratio = r["rps"] / bare["rps"]
             table.add_row(
                 name, mode, f"{r['n']:,}", str(r["errors"]), f"{r['rps']:,.0f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}",
-                f"{r['p99']:.1f}", f"{ratio:.2f}" if mode == "full" else "", ("yes" if ratio >= TARGET_RATIO else "NO") if mode == "full" else "",
+                f"{r['p99']:.1f}", f"{ratio:.2f}" if mode != "bare" else "",
+                ("yes" if ratio >= TARGET_RATIO else "NO") if mode == "full" else "",
             )
     Console(width=160).print(table)
 

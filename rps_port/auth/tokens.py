@@ -3,6 +3,8 @@ JWKS URL in production. Algorithms are pinned per mode, never taken from the tok
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from typing import Any
 
 import anyio
@@ -14,6 +16,10 @@ from rps_port.config import Settings
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "org"]
 HMAC_ALGORITHMS = ["HS256"]
 JWKS_ALGORITHMS = ["RS256", "ES256"]
+# Verified tokens are remembered (never past their `exp` + leeway, at most CACHE_SECONDS) so a
+# client's burst does not pay the signature check on every request.
+CACHE_SIZE = 4096
+CACHE_SECONDS = 60.0
 
 
 class AuthError(Exception):
@@ -58,6 +64,7 @@ class TokenVerifier:
             else None
         )
         self.algorithms = JWKS_ALGORITHMS if jwks_url else HMAC_ALGORITHMS
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -87,6 +94,20 @@ class TokenVerifier:
         return signing_key.key
 
     async def verify(self, token: str) -> Principal:
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None:
+            if now < hit[1]:
+                self._verified.move_to_end(token)
+                return hit[0]
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, min(expires + self.leeway, now + CACHE_SECONDS))
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -107,6 +128,6 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(f"{type(exc).__name__}: {exc}") from None
         try:
-            return Principal.from_claims(claims)
+            return Principal.from_claims(claims), float(claims["exp"])
         except ClaimError as exc:
             raise AuthError(f"claim {exc} malformed") from None

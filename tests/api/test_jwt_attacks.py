@@ -209,3 +209,13 @@ async def test_every_failure_is_the_same_bare_401_problem(jwks, sqlite_db_url):
     assert len(bodies) == 1
     body = json.loads(bodies.pop())
     assert body == {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "invalid or missing credentials"}
+
+
+async def test_a_remembered_token_still_expires():
+    v = TokenVerifier(secret="s" * 32, issuer="portal", audience="rps", leeway=0)
+    exp = int(time.time()) + 2
+    token = jwt.encode(claims(exp=exp), "s" * 32, algorithm="HS256")
+    assert (await v.verify(token)).sub == "u1"
+    assert (await v.verify(token)).sub == "u1"  # from the cache
+    time.sleep(max(0.0, exp - time.time()) + 0.2)
+    assert "Expired" in await rejected(v, token)
