@@ -133,9 +133,12 @@ class DualRead:
                 timeout = isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException))
                 self.recorder.add(Observation(r.endpoint, info, "error", error_side="legacy",
                                               error="timeout" if timeout else type(exc).__name__))
+                _count(r.endpoint, "error")
                 return
             obs = await asyncio.to_thread(self._observe, r, info, legacy_status, legacy_body, status, body)
             self.recorder.add(obs)
+            if obs.outcome == "compared":
+                _count(r.endpoint, "mismatch" if obs.diffs else "match")
         except (CorpusError, Exception):
             self.secondary_errors += 1
             log.exception("dual read comparison failed")
@@ -195,6 +198,15 @@ class DualRead:
         from rps_port.shadow.store import save_results
 
         return save_results(self.report(), url)
+
+
+def _count(endpoint: str, outcome: str) -> None:
+    """The app's Prometheus counters (`/metrics`), which cutover evidence scrapes."""
+    try:
+        from rps_port.observability.metrics import record_shadow_comparison
+    except ImportError:  # pragma: no cover - observability is part of the package
+        return
+    record_shadow_comparison(endpoint, outcome)
 
 
 class DualReadMiddleware:

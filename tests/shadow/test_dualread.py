@@ -136,3 +136,29 @@ def test_sample_rate_and_routes() -> None:
     assert 800 < hits < 1200 and not any(dual.sample("/orders") for _ in range(100))
     with pytest.raises(ValueError, match="between 0 and 1"):
         DualRead(DualReadConfig(legacy_url="http://x", routes={"/orders": 2.0}), legacy_side=object())  # type: ignore[arg-type]
+
+
+async def test_dual_read_outcomes_reach_the_apps_metrics(dataset: Path, loaded: str) -> None:
+    from rps_port.observability.metrics import render_latest
+
+    def count(outcome: str) -> float:
+        text = render_latest()[0].decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("rps_shadow_comparisons_total{") and 'endpoint="GET /api/customers/:id"' in line \
+                    and f'outcome="{outcome}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    before = count("match")
+    _, api, dual = dual_app(dataset, loaded, {"/customers/{id}": 1.0})
+    from rps_port.legacy.emulator_store import iter_documents, ref
+
+    doc = next(d for d in iter_documents(dataset, "customers") if ref(d.get("org")) and not d.get("deletedAt"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://new") as client:
+        r = await client.get(f"/customers/{ref(doc['_id'])}", headers=bearer(ref(doc["org"])))
+        await dual.drain()
+    assert r.status_code == 200
+    assert dual.report().totals.matches == 1
+    assert count("match") == before + 1
+    await dual.aclose()
