@@ -167,8 +167,19 @@ def plan_ranges(engine: Engine, source: Source, job: Job, collection: str, parts
     if rows:
         return [RangeTask(collection, r.range_lo, r.range_hi, r.bound) for r in rows]
     stats = source.stats(collection)
-    bound = stats.max_id
-    return [RangeTask(collection, lo, hi, bound) for lo, hi in split_ids(stats.min_id, stats.max_id, parts)]
+    tasks = [RangeTask(collection, lo, hi, stats.max_id) for lo, hi in split_ids(stats.min_id, stats.max_id, parts)]
+    # All ranges are recorded at once, so a job killed before reaching some of them still knows them all.
+    with engine.begin() as conn:
+        conn.execute(
+            insert(cps),
+            [
+                {"job_id": job.job_id, "collection": collection, "range_lo": t.lo, "range_hi": t.hi, "bound": t.bound,
+                 "position": None, "status": "pending", "loaded": 0, "rejected": 0, "skipped": {}, "flagged": 0,
+                 "run_id": job.run_id, "updated_at": utcnow()}
+                for t in tasks
+            ],
+        )
+    return tasks
 
 
 def split_ids(min_id: str | None, max_id: str | None, parts: int) -> list[tuple[str, str | None]]:

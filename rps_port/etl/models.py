@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rps_port.crypto.types import EncryptedString
 from rps_port.domain.base import Base
 from rps_port.domain.types import JSONType, UTCDateTime
 
@@ -66,7 +67,8 @@ class EtlReject(Base):
     reason: Mapped[str] = mapped_column(String(64), nullable=False)
     field_path: Mapped[str] = mapped_column(Text, nullable=False)
     message: Mapped[str] = mapped_column(Text, nullable=False)
-    document: Mapped[str] = mapped_column(Text, nullable=False)  # canonical Extended JSON
+    # The raw document (canonical Extended JSON) may hold personal data: encrypted at rest like PII columns.
+    document: Mapped[str] = mapped_column(EncryptedString("etl_rejects.document"), nullable=False)
     mapping_version: Mapped[str] = mapped_column(String(80), nullable=False)
     run_id: Mapped[str] = mapped_column(String(36), nullable=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

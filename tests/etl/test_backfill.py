@@ -348,3 +348,21 @@ def test_a_constraint_the_mapping_does_not_declare_rejects_one_document_not_the_
     assert reject["record_id"] == str(docs[3]["_id"]) and reject["reason"] == "constraint_violation"
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(OrderItem)).scalar_one() == 5
+
+
+def test_a_collection_split_into_ranges_loads_the_same_as_one_range(tmp_path, small_dataset, mapping):
+    from rps_port import schema
+
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("one.db", "three.db")]
+    sums = []
+    for url, parts in zip(urls, (1, 3), strict=True):
+        schema.upgrade(url)
+        engine = make_engine(url)
+        summary = run_backfill(engine, open_source(small_dataset), mapping, parts=parts)
+        assert summary.balanced
+        with engine.connect() as conn:
+            ranges = conn.execute(text("SELECT count(*) FROM etl_checkpoints WHERE collection = 'orders'")).scalar_one()
+        assert ranges == parts
+        sums.append(table_checksums(engine, mapping))
+        engine.dispose()
+    assert sums[0] == sums[1]
