@@ -53,6 +53,7 @@ class Observation:
     diffs: list[tuple[str | None, Difference]] = field(default_factory=list)
     noise: set[str] | None = None  # templates where legacy differed from itself (None: not read twice)
     racy: bool = False
+    noise_dropped: int = 0  # differences dropped because the legacy differed from itself there
     error_side: str | None = None
     error: str | None = None
     causes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # record id -> (cause, detail)
@@ -101,7 +102,9 @@ class Recorder:
 
     def add(self, obs: Observation) -> None:
         if obs.noise:
-            obs.diffs = [(rid, d) for rid, d in obs.diffs if d.template not in obs.noise]
+            kept = [(rid, d) for rid, d in obs.diffs if d.template not in obs.noise]
+            obs.noise_dropped = len(obs.diffs) - len(kept)
+            obs.diffs = kept
         with self._lock:
             self.observations.append(obs)
 
@@ -166,7 +169,7 @@ class Recorder:
             if not real:
                 st.compared += 1
                 st.matches += 1
-                if obs.diffs:
+                if obs.diffs or obs.noise_dropped:
                     st.noise_suppressed += 1
                 continue
             if obs.racy:

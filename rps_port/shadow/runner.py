@@ -178,9 +178,8 @@ class _Run:
                     new = await self._new(r, entry, token, clock)
                 start = time.perf_counter()
                 noise = noise_templates(legacy_a, rest[0], self.rules) if rest else None
-                diffs = differences(legacy_a, new, self.rules, r.record_id)
-                if noise:
-                    diffs = [(rid, d) for rid, d in diffs if d.template not in noise]
+                all_diffs = differences(legacy_a, new, self.rules, r.record_id)
+                diffs = [(rid, d) for rid, d in all_diffs if d.template not in noise] if noise else all_diffs
                 clock[0] += time.perf_counter() - start
                 racy = False
                 if diffs and cfg.race_check:
@@ -196,9 +195,9 @@ class _Run:
             why = next(iter(legacy_a.unmappable.values()))
             self.recorder.add(Observation(r.endpoint, info, "unmappable", error_side="legacy", error=why))
             return
-        obs = Observation(r.endpoint, info, "compared", diffs=diffs, noise=noise, racy=racy)
+        obs = Observation(r.endpoint, info, "compared", diffs=all_diffs, noise=noise, racy=racy)
         if diffs and not racy:
-            await self._explain(r, obs, legacy_a, new)
+            await self._explain(r, obs, legacy_a, new, diffs)
         self.recorder.add(obs)
 
     async def write(self, r: Route, entry: CorpusEntry, token: str, info: RequestInfo) -> None:
@@ -226,8 +225,9 @@ class _Run:
             obs.records[rid or ""] = (legacy.record, new.record)
         self.recorder.add(obs)
 
-    async def _explain(self, r: Route, obs: Observation, legacy: Answer, new: Answer) -> None:
-        ids = list(dict.fromkeys(rid for rid, _ in obs.diffs if rid))[:MAX_RECORDS_PER_OBSERVATION]
+    async def _explain(self, r: Route, obs: Observation, legacy: Answer, new: Answer,
+                       diffs: list[tuple[str | None, Any]]) -> None:
+        ids = list(dict.fromkeys(rid for rid, _ in diffs if rid))[:MAX_RECORDS_PER_OBSERVATION]
         for rid in ids:
             if legacy.records is not None:
                 obs.records[rid] = ((legacy.records or {}).get(rid), (new.records or {}).get(rid))
