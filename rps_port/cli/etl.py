@@ -55,8 +55,14 @@ def _target(url: str | None) -> str:
 
 
 def _engine(url: str, quiet: bool) -> Any:
+    from rps_port.crypto.keys import KeyConfigError, get_keyring
+    from rps_port.db import is_sqlite
     from rps_port.etl.target import prepare_target
 
+    try:  # encrypted columns need a field key before the first row, not halfway through a run
+        get_keyring("sqlite" if is_sqlite(url) else "postgresql")
+    except KeyConfigError as exc:
+        raise fail(str(exc), 2) from None
     engine, migrated = prepare_target(url)
     if migrated and not quiet:
         err_console.print(f"[yellow]migrated[/yellow] {mask_url(url)} to the latest schema (it was behind)")
