@@ -157,6 +157,18 @@ def rollback(
     _exit_for(move)
 
 
+@app.command("reverse-sync")
+def reverse_sync_cmd(execute: bool = ExecuteOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt) -> None:
+    """While live: write new-side changes back to legacy MongoDB (conflicts are listed, not overwritten)."""
+    ctl = _controller(actor)
+    try:
+        move = ctl.keep_legacy_in_step(execute=execute)
+    except CutoverError as exc:
+        raise fail(str(exc), 2) from None
+    _print_move(move, as_json)
+    _exit_for(move)
+
+
 @app.command("pause")
 def pause(
     reason: str = typer.Option("paused by operator", "--reason"),

@@ -243,6 +243,23 @@ class Controller:
             move.applied = True
         return move
 
+    def keep_legacy_in_step(self, *, execute: bool = False) -> Move:
+        """While live: write the new side's changes since `live_since` back to legacy (reverse sync)."""
+        state = self.state()
+        if state.stage != "live":
+            raise CutoverError(f"reverse sync keeps legacy in step while live; the stage is {state.stage}")
+        if self.reverse_sync is None:
+            raise CutoverError("reverse sync is not available: set RPS_MONGO_URI (the legacy MongoDB)")
+        report = self.reverse_sync(state.live_since, execute)
+        move = Move("reverse-sync", state.stage, state.percent, state.stage, state.percent, executed=execute,
+                    reverse_sync=report)
+        if report.errors:
+            move.outcome = Outcome.FAILED
+        move.message = f"reverse sync {report.summary()}" + ("" if execute else "; dry run: pass --execute to write")
+        if execute and (report.written or report.conflicts or report.errors):
+            move.audit = self._apply(state, "reverse-sync", {}, move)
+        return move
+
     def _rollback_percent(self, state: State, target: str) -> float:
         if target == "canary":
             return state.percent if state.stage == "canary" else 100.0

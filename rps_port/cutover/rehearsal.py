@@ -574,6 +574,25 @@ class Rehearsal:
         return f"{len(made)} writes on the new side while live: " + ", ".join(f"{c}/{i}" for c, i in made), {
             "writes": [f"{c}/{i}" for c, i in made]}
 
+    def step_reverse_sync_live(self) -> tuple[str, dict]:
+        import httpx
+
+        if self.mongo is None or self.mapping is None:
+            raise Unavailable("needs the legacy MongoDB and the mapping")
+        move = self.controller_().keep_legacy_in_step(execute=True)
+        rs = move.reverse_sync
+        if rs.conflicts or rs.errors:
+            raise StepFailed(f"reverse sync while live: {rs.summary()}: " + "; ".join((rs.conflicts + rs.errors)[:3]))
+        # one more write on a record legacy already has: the rollback's reverse sync must carry it too
+        again = next((rid for c, rid in self.live_writes if c == "orders" and rid != self.live_writes[0][1]), None)
+        if again:
+            r = httpx.patch(f"{self.routed_url}/orders/{again}", json={"status": "fulfilled"}, timeout=10,
+                            headers=self.headers(**{"Idempotency-Key": uuid.uuid4().hex}))
+            if r.status_code != 200:
+                raise StepFailed(f"PATCH /orders/{again} answered {r.status_code}: {r.text[:200]}")
+        return (f"legacy kept in step while live: {rs.summary()}"
+                + (f"; then order {again} fulfilled on the new side" if again else ""), rs.to_json())
+
     def _plant_lost_write(self, record: tuple[str, str]) -> None:
         from datetime import timedelta
 
@@ -620,7 +639,7 @@ class Rehearsal:
                 sql_ids = set(conn.scalars(text(f"SELECT id FROM {table}")))
             legacy_ids = {str(d["_id"]) for d in self.mongo[name].find({}, {"_id": 1})}
             lost += [f"{name}/{i}" for i in sorted(sql_ids - legacy_ids)]
-        for collection, rid in self.live_writes:
+        for collection, rid in dict.fromkeys(self.live_writes):
             doc = self.mongo[collection].find_one({"_id": ObjectId(rid)})
             parent, children = _rows(self.engine, self.mapping, collection, rid)
             if doc is not None and not _same(self.mapping, collection, doc, parent, children):
@@ -662,6 +681,7 @@ class Rehearsal:
         steps += [
             ("advance-live", "Cutover: canary -> live", lambda: self.advance("new")),
             ("live-writes", "Write on the new side while live", self.step_live_writes),
+            ("reverse-sync-live", "Keep legacy in step while live (reverse sync)", self.step_reverse_sync_live),
             ("rollback", "Roll back from live to legacy (reverse sync)", self.step_rollback),
             ("verify-after-rollback", "Check no write was lost on rollback", self.step_after_rollback),
             ("verify-again", "Verify again after the rollback", self.step_verify),

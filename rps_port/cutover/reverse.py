@@ -1,7 +1,8 @@
 """Reverse sync for a rollback from `live`: rows written on the new side since `live` go back to
 MongoDB in the legacy document shape, by running the ETL mapping backwards (`Mapping.unmap`).
 
-Which rows: every top-level row whose `updated_at` is at or after `live_since`, plus every
+Run repeatedly while `live` (keeping legacy in step for the reverse shadow and a quick rollback)
+and once more by the rollback itself. Which rows: every top-level row whose `updated_at` is at or after `live_since`, plus every
 aggregate the outbox recorded an event for since then (a write that forgot to bump `updated_at`
 is still found). A record is a conflict, reported and left alone, when the legacy document
 changed after the version the new side last synced from it (legacy `updatedAt`, read through the
@@ -124,6 +125,23 @@ def _same(mapping: Any, collection: str, legacy: dict[str, Any], parent: dict[st
     return True
 
 
+def _mark_synced(engine: Engine, mapping: Any, collection: str, parent: dict[str, Any]) -> None:
+    """Record that legacy now holds this version of the row, so the next reverse sync (or ETL sync)
+    does not take the version it just wrote for a change made in legacy. `updated_at` is set to
+    itself so its on-update default does not fire, and guards against a write in between."""
+    from sqlalchemy import update
+
+    from rps_port.domain.registry import load_metadata
+
+    t = load_metadata().tables[mapping.collection(collection).table]
+    version = parent.get("updated_at")
+    if version is None:
+        return
+    with engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id == parent["id"], t.c.updated_at == version)
+                     .values(src_updated_at=_norm(version), updated_at=version))
+
+
 def reverse_sync(
     engine: Engine,
     mapping: Any,
@@ -159,6 +177,7 @@ def reverse_sync(
                 if execute:
                     merged = {**(legacy or {}), **doc}
                     mongo_db[collection].replace_one({"_id": doc["_id"]}, merged, upsert=True)
+                    _mark_synced(engine, mapping, collection, parent)
                 report.written.append(key)
                 if progress:
                     progress(key)

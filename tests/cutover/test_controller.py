@@ -196,3 +196,19 @@ def test_audit_detects_tampering(db_url, make_controller):
 
     path.write_text(original)
     assert ctl.verify_audit().ok
+
+
+def test_reverse_sync_while_live_only(db_url, make_controller):
+    ctl = make_controller(db_url)
+    with pytest.raises(CutoverError, match="while live"):
+        ctl.keep_legacy_in_step()
+    ctl.advance(execute=True)
+    ctl.advance(percent=100, execute=True)
+    ctl.advance(execute=True)
+    with pytest.raises(CutoverError, match="RPS_MONGO_URI"):
+        ctl.keep_legacy_in_step()
+    ctl.reverse_sync = lambda since, execute: ReverseSyncReport(execute, written=["orders/1"])
+    assert "would write" in ctl.keep_legacy_in_step().message
+    move = ctl.keep_legacy_in_step(execute=True)
+    assert ctl.audit.entries()[-1]["action"] == "reverse-sync" and ctl.state().stage == "live" and move.executed
+    assert ctl.verify_audit().ok

@@ -125,3 +125,24 @@ def test_order_created_on_the_new_side_lands_in_legacy_shape(world):
     assert row.row["total"] == Decimal("23.80") and row.children["order_items"][0]["unit_price"] == Decimal("10.00")
     with engine.connect() as conn:
         assert conn.scalar(select(tables["orders"].c.total).where(tables["orders"].c.id == new_id)) == Decimal("23.80")
+
+
+def test_repeated_reverse_sync_while_live_keeps_legacy_in_step_without_false_conflicts(world):
+    mapping, mongo, engine, loaded = world
+    orders = load_metadata().tables["orders"]
+    live_since = utcnow()
+    oid = loaded["orders"][2]
+    for i, notes in enumerate(("first edit on the new side", "second edit on the new side"), start=1):
+        with engine.begin() as conn:
+            conn.execute(update(orders).where(orders.c.id == oid)
+                         .values(notes=notes, updated_at=live_since + timedelta(seconds=i)))
+        report = reverse_sync(engine, mapping, mongo, live_since, execute=True)
+        assert report.written == [f"orders/{oid}"] and not report.conflicts, report.to_json()
+        assert legacy_row(mapping, mongo, "orders", oid)["notes"] == notes
+    # a change made in legacy after the last reverse sync is still a conflict
+    with engine.begin() as conn:
+        conn.execute(update(orders).where(orders.c.id == oid)
+                     .values(notes="third edit", updated_at=live_since + timedelta(seconds=3)))
+    mongo["orders"].update_one({"_id": ObjectId(oid)}, {"$set": {"updatedAt": live_since + timedelta(seconds=9)}})
+    report = reverse_sync(engine, mapping, mongo, live_since, execute=True)
+    assert not report.written and len(report.conflicts) == 1
