@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from rps_port.shadow.compare import Difference
+from rps_port.shadow.redact import Redactor, resource_of
 from rps_port.shadow.report import (
     EndpointStats,
     ErrorGroup,
@@ -54,6 +55,7 @@ class Observation:
     noise: set[str] | None = None  # templates where legacy differed from itself (None: not read twice)
     racy: bool = False
     noise_dropped: int = 0  # differences dropped because the legacy differed from itself there
+    raw_templates: set[str] = field(default_factory=set)  # paths that differed, before noise was dropped
     error_side: str | None = None
     error: str | None = None
     causes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # record id -> (cause, detail)
@@ -98,9 +100,11 @@ class Recorder:
         self.started_at = utcnow()
         self.observations: list[Observation] = []
         self.timing = Timing()
+        self.redactor = Redactor()
         self._lock = threading.Lock()
 
     def add(self, obs: Observation) -> None:
+        obs.raw_templates = {d.template for _, d in obs.diffs}
         if obs.noise:
             kept = [(rid, d) for rid, d in obs.diffs if d.template not in obs.noise]
             obs.noise_dropped = len(obs.diffs) - len(kept)
@@ -128,7 +132,7 @@ class Recorder:
                 sampled[obs.endpoint] += 1
                 for template in obs.noise:
                     noise_hits[(obs.endpoint, template)] += 1
-            for template in {d.template for _, d in obs.diffs}:
+            for template in obs.raw_templates:  # before this request's own noise was dropped
                 new_hits[(obs.endpoint, template)] += 1
         suppressed: set[tuple[str, str]] = set()
         rows = []
@@ -235,12 +239,14 @@ class Recorder:
             fp.causes[cause] = fp.causes.get(cause, 0) + 1
             if len(fp.examples) < MAX_EXAMPLES:
                 legacy_rec, new_rec = obs.records.get(record_id or "", (None, None))
+                res, red = resource_of(obs.endpoint), self.redactor
                 fp.examples.append(Example(
                     request=f"{obs.request.method} {obs.request.legacy_path}",
-                    record_id=record_id, path=d.path, legacy=_plain(d.legacy), new=_plain(d.new),
+                    record_id=record_id, path=d.path,
+                    legacy=_plain(red.value(res, d.template, d.legacy)), new=_plain(red.value(res, d.template, d.new)),
                     cause=cause, cause_detail=detail,
-                    legacy_record=_plain(legacy_rec, MAX_RECORD_CHARS) if legacy_rec is not None else None,
-                    new_record=_plain(new_rec, MAX_RECORD_CHARS) if new_rec is not None else None,
+                    legacy_record=_plain(red.record(res, legacy_rec), MAX_RECORD_CHARS) if legacy_rec is not None else None,
+                    new_record=_plain(red.record(res, new_rec), MAX_RECORD_CHARS) if new_rec is not None else None,
                 ))
 
     def _curl(self, req: RequestInfo) -> dict[str, str]:

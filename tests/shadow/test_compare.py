@@ -127,3 +127,22 @@ def test_noise_subtraction_learns_paths_that_differ_between_legacy_reads() -> No
     assert e.mismatches == 10 and e.compared == 100
     assert [f.path for f in report.fingerprints] == ["total"]
     assert any(n.path == "updated_at" and n.suppressed for n in report.noise)
+
+
+def test_reports_never_carry_pii_in_clear() -> None:
+    from rps_port.shadow.compare import Difference
+
+    rec = Recorder(ShadowRules(), min_samples=1)
+    legacy = {"id": "c" * 24, "name": "Ada", "email": "ada@example.com", "tax_id": "DE123", "phone": "+4930"}
+    new = {**legacy, "tax_id": "DE124"}
+    obs = Observation("GET /api/customers/:id", RequestInfo("GET", "/api/customers/x", "/customers/x"), "compared",
+                      diffs=[("c" * 24, Difference("tax_id", "tax_id", "value_changed", "DE123", "DE124"))],
+                      records={"c" * 24: (legacy, new)})
+    rec.add(obs)
+    text = rec.report().model_dump_json()
+    for secret in ("DE123", "DE124", "ada@example.com", "+4930"):
+        assert secret not in text
+    [fp] = rec.report().fingerprints
+    ex = fp.examples[0]
+    assert ex.legacy != ex.new and ex.legacy.startswith("<redacted #")  # still shows that they differ
+    assert ex.legacy_record["email"] == ex.new_record["email"]  # equal values, equal digests
