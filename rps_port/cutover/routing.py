@@ -60,6 +60,16 @@ def decide(snapshot: Snapshot, method: str, org_id: str, client_id: str | None, 
     return Decision("legacy", stage, f"{stage}: legacy serves")
 
 
+def _export_stage(snap: Snapshot) -> None:
+    """The stage and the share of traffic the new side serves, on the app's /metrics."""
+    try:
+        from rps_port.observability.metrics import set_cutover_stage
+    except ImportError:
+        return
+    ratio = {"live": 1.0, "complete": 1.0, "canary": snap.percent / 100}.get(snap.stage, 0.0)
+    set_cutover_stage(snap.stage, ratio)
+
+
 def legacy_path(path: str) -> str:
     """`/rps/orders/abc` (whatever the mount prefix) -> `/api/orders/abc` (CONTRACT.md)."""
     parts = path.split("/")
@@ -117,6 +127,7 @@ class CutoverRouting:
                                       Overrides(pick("org", "allow"), pick("org", "deny"),
                                                 pick("client", "allow"), pick("client", "deny")))
             self._fetched = time.monotonic()
+            _export_stage(self._snapshot)
             return self._snapshot
 
     async def proxy(self, request: Request) -> StreamingResponse:

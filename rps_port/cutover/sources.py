@@ -18,6 +18,7 @@ from rps_port.cutover.evidence import (
     ShadowStats,
     SyncLag,
     load_evidence_file,
+    wilson_upper,
 )
 
 
@@ -111,8 +112,23 @@ class PrometheusEvidence:
     def last_verify(self) -> None:
         return None
 
-    def shadow(self) -> None:
-        return None
+    def shadow(self) -> ShadowStats | None:
+        """In-app dual-read comparisons (`rps_shadow_comparisons_total`): the worst endpoint by its
+        Wilson upper bound, as the HTTP shadow run reports it."""
+        per: dict[str, list[int]] = {}
+        for fam in self._scrape():
+            if fam.name != "rps_shadow_comparisons":
+                continue
+            for s in fam.samples:
+                if s.name.endswith("_total") and s.labels.get("outcome") in ("match", "mismatch"):
+                    counts = per.setdefault(s.labels.get("endpoint", "?"), [0, 0])
+                    counts[0] += int(s.value)
+                    counts[1] += int(s.value) if s.labels["outcome"] == "mismatch" else 0
+        if not per:
+            return None
+        endpoint, (n, k) = max(per.items(), key=lambda kv: (wilson_upper(kv[1][1], kv[1][0]), -kv[1][0]))
+        return ShadowStats(n, k, f"prometheus {self.url} rps_shadow_comparisons_total ({endpoint})",
+                           wilson_upper(k, n))
 
 
 def default_evidence(settings: Any, engine: Engine) -> EvidenceProvider:

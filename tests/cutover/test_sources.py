@@ -70,3 +70,22 @@ def test_evidence_file_round_trip(tmp_path):
     back = load_evidence_file(tmp_path / "e.json")
     assert back.lag.seconds == ev.lag.seconds and back.verify.finished_at == ev.verify.finished_at
     assert back.shadow_stats.samples == ev.shadow_stats.samples and back.app_metrics.p99_ms == ev.app_metrics.p99_ms
+
+
+def test_dual_read_comparisons_scraped_as_shadow_evidence():
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    registry = CollectorRegistry()
+    c = Counter("rps_shadow_comparisons_total", "x", ["endpoint", "outcome"], registry=registry)
+    c.labels("GET /api/orders/:id", "match").inc(990)
+    c.labels("GET /api/orders/:id", "mismatch").inc(10)
+    c.labels("GET /api/orders/:id", "error").inc(50)
+    c.labels("GET /api/customers/:id", "match").inc(5000)
+    app = Starlette(routes=[Route("/metrics", lambda r: Response(generate_latest(registry)))])
+    with serve_in_thread(app) as url:
+        ev = PrometheusEvidence(f"{url}/metrics").shadow()
+    assert (ev.samples, ev.mismatches) == (1000, 10) and "GET /api/orders/:id" in ev.source
+    assert 0.01 < ev.bound() < 0.02
