@@ -217,3 +217,52 @@ def test_writes_are_replayed_once_per_side_only_with_allow_writes(running: Any) 
     # generated fields (ids, numbers, timestamps) are never reported as differences of a write
     paths = {f.path for f in report.fingerprints}
     assert not paths & {"id", "number", "created_at", "updated_at", "provider_ref"}, paths
+
+
+def test_a_record_changing_on_the_legacy_mid_comparison_is_racy_not_a_mismatch(running: Any) -> None:
+    """The legacy answers twice with a status the new side no longer has (a write in flight), then,
+    when re-read after the difference is seen, with the committed one: `racy`."""
+    import json
+
+    from rps_port.legacy.emulator import create_legacy_app
+    from rps_port.legacy.emulator_store import iter_documents, ref
+
+    from .conftest import SECRET, ServerThread
+
+    env = running()
+    doc = next(d for d in iter_documents(env.data_dir, "orders")
+               if ref(d.get("org")) and not d.get("deletedAt") and d.get("status") != "cancelled")
+    target = f"/api/orders/{ref(doc['_id'])}"
+    inner = create_legacy_app(env.data_dir, jwt_secret=SECRET)
+    seen = {"n": 0}
+
+    async def legacy(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != target:
+            await inner(scope, receive, send)
+            return
+        seen["n"] += 1
+        stale = seen["n"] <= 2
+        start: dict[str, Any] = {}
+
+        async def patch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body = json.loads(message["body"])
+            if stale:
+                body["status"] = "cancelled"
+            raw = json.dumps(body).encode()
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(raw)).encode())]})
+            await send({"type": "http.response.body", "body": raw})
+
+        await inner(scope, receive, patch)
+
+    with ServerThread(legacy) as server:
+        corpus = [CorpusEntry("GET", target, {}, org_principal(ref(doc["org"])))]
+        report = run_shadow(ShadowConfig(legacy_url=server.url, new_url=env.new_url, corpus=corpus,
+                                         principals=principals(), min_samples=1))
+    assert seen["n"] == 3  # legacy, legacy again (noise), re-read after the difference
+    [e] = report.endpoints
+    assert (e.racy, e.mismatches, e.compared) == (1, 0, 0)
+    assert report.fingerprints == []
