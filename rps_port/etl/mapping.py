@@ -185,6 +185,7 @@ class _Child:
     columns: list[_Column]
     getter: Callable[[Any], Any]
     known: set[str]
+    fill: Callable[..., None] | None = None
 
 
 @dataclass
@@ -196,6 +197,55 @@ class _Check:
     over: str | None
     expr: str
     equals: str
+
+
+def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callable[..., None]:
+    """One straight-line function per column list (what `_fill_generic` does, without its loop overhead).
+
+    The mapping runs once per document and column, so it is generated as Python source from the
+    compiled columns; behaviour is the same as the generic loop (tests run both)."""
+    ns: dict[str, Any] = {"MISSING": _MISSING, "ConversionError": ConversionError, "RejectError": RejectError,
+                          "absent": absent}
+    lines = ["def fill(doc, ctx, record_id, prefix):", "    row = ctx.row"]
+    for c, col in enumerate(columns):
+        ns[f"col{c}"] = col
+        lines += ["    v = MISSING", "    used = None"]
+        indent = "    "
+        for i, (key, alt, forward, args) in enumerate(col.plan):
+            ns[f"alt{c}_{i}"], ns[f"f{c}_{i}"], ns[f"a{c}_{i}"] = alt, forward, args
+            label = path_label(alt.spec)
+            if key is not None:
+                lines.append(f"{indent}raw = doc.get({key!r}, MISSING)")
+            else:
+                lines += [
+                    f"{indent}try:",
+                    f"{indent}    raw = alt{c}_{i}.read(doc)",
+                    f"{indent}except ConversionError as exc:",
+                    f"{indent}    raise RejectError(record_id, prefix + {col.name!r}, exc.reason, exc.message) from None",
+                ]
+            lines += [
+                f"{indent}if raw is not MISSING:",
+                f"{indent}    used = alt{c}_{i}",
+                f"{indent}    if raw is not None:",
+                f"{indent}        try:",
+                f"{indent}            v = f{c}_{i}(raw, a{c}_{i}, ctx)",
+                f"{indent}        except ConversionError as exc:",
+                f"{indent}            raise RejectError(record_id, prefix + {label!r}, exc.reason, exc.message) from None",
+            ]
+            if i:
+                lines += [f"{indent}        if ctx.notes is not None:",
+                          f"{indent}            ctx.notes.add({(col.name + ':from:' + label)!r})"]
+            lines += [f"{indent}    else:", f"{indent}        v = None"]
+            if i + 1 < len(col.plan):
+                lines.append(f"{indent}else:")
+                indent += "    "
+        lines += [
+            "    if v is None or v is MISSING:",
+            f"        v = absent(col{c}, v, used, ctx, record_id, prefix)",
+            f"    row[{col.name!r}] = v",
+        ]
+    exec(compile("\n".join(lines) + "\n", "<mapping>", "exec"), ns)  # noqa: S102 - source built above from the validated mapping
+    return ns["fill"]
 
 
 class CollectionMapping:
@@ -223,6 +273,9 @@ class CollectionMapping:
         self.dropped = set(spec.drop)
         self.known_or_dropped = self.known_fields | self.dropped
         self.skips = [(_getter(s.path), s) for s in spec.skip]
+        self._fill_parent = _compile_fill(self.columns, self._absent)
+        for child in self.children:
+            child.fill = _compile_fill(child.columns, self._absent)
         id_col = next(c for c in self.columns if c.name == spec.id)
         self._id_reader = id_col.alts[0].getters[0] if id_col.alts else _getter("_id")
 
@@ -239,7 +292,7 @@ class CollectionMapping:
 
     # ----------------------------------------------------------------- forward
 
-    def _fill(
+    def _fill_generic(
         self,
         columns: list[_Column],
         doc: Any,
@@ -311,7 +364,7 @@ class CollectionMapping:
         notes: set[str] | None = set() if collect_notes else None
         row: dict[str, Any] = {}
         ctx = Context(row=row, secret=secret, notes=notes)
-        self._fill(self.columns, doc, ctx, record_id, "")
+        self._fill_parent(doc, ctx, record_id, "")
         children: dict[str, list[dict[str, Any]]] = {}
         extra: dict[str, Any] = {}
         for child in self.children:
@@ -328,7 +381,7 @@ class CollectionMapping:
                 crow: dict[str, Any] = {child.spec.parent_key: row[self.spec.id], child.spec.index: index}
                 for inherited in child.spec.inherit:
                     crow[inherited] = row.get(inherited)
-                self._fill(child.columns, item, Context(row=crow, parent=row, secret=secret, notes=notes), record_id, where)
+                child.fill(item, Context(row=crow, parent=row, secret=secret, notes=notes), record_id, where)
                 unknown_keys = item.keys() - child.known
                 if unknown_keys:
                     unknown = {k: v for k, v in item.items() if k in unknown_keys}

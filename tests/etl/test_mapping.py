@@ -246,3 +246,31 @@ def test_references_must_point_to_an_earlier_collection():
     with pytest.raises(MappingError) as exc:
         mapping_from_text(text)
     assert "must be listed before" in str(exc.value)
+
+
+def test_generated_fill_functions_behave_like_the_generic_loop(mapping, small_dataset):
+    from rps_port.etl.sources import open_source
+    from rps_port.legacy.generate import DEFAULT_SECRET
+
+    def outcome(cm, doc):
+        try:
+            md = cm.map(doc, DEFAULT_SECRET, collect_notes=True)
+        except (RejectError, SkipDocument) as exc:
+            return repr(exc)
+        return md.row, md.children, md.notes
+
+    for name in ("customers", "orders", "transactions"):
+        cm = mapping.collection(name)
+        docs = [d for _, d in open_source(small_dataset).scan(name)]
+        fast = [outcome(cm, d) for d in docs]
+        saved = cm._fill_parent, [c.fill for c in cm.children]
+        try:
+            cm._fill_parent = lambda doc, ctx, rid, pre, cm=cm: cm._fill_generic(cm.columns, doc, ctx, rid, pre)
+            for child in cm.children:
+                child.fill = lambda doc, ctx, rid, pre, cm=cm, cols=child.columns: cm._fill_generic(cols, doc, ctx, rid, pre)
+            generic = [outcome(cm, d) for d in docs]
+        finally:
+            cm._fill_parent = saved[0]
+            for child, fill in zip(cm.children, saved[1], strict=True):
+                child.fill = fill
+        assert fast == generic
