@@ -244,14 +244,28 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
 
-    # uvicorn installs its own handlers when it configures logging; route its records through ours.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        lg = logging.getLogger(name)
-        lg.handlers.clear()
-        lg.propagate = True
+    adopt_server_loggers()
     for noisy in ("httpx", "httpcore", "botocore", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return handler
+
+
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def adopt_server_loggers() -> bool:
+    """Route uvicorn's loggers through our handler (JSON, redacted) when `configure_logging` ran in this
+    process. uvicorn applies its own logging config when it starts (unless `log_config=None`), after
+    ours; the HTTP middleware calls this again on the first request, so its plain-text, unredacted
+    access lines cannot survive either way. A no-op inside a host app that configured logging itself."""
+    root = logging.getLogger()
+    if not any(h.get_name() == _HANDLER_NAME for h in root.handlers):
+        return False
+    for name in SERVER_LOGGERS:
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    return True
 
 
 def uvicorn_log_config() -> None:

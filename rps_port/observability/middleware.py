@@ -13,7 +13,13 @@ import uuid
 from typing import Any
 
 from rps_port.observability import metrics
-from rps_port.observability.logging import bind_principal, get_logger, new_context, reset_context
+from rps_port.observability.logging import (
+    adopt_server_loggers,
+    bind_principal,
+    get_logger,
+    new_context,
+    reset_context,
+)
 
 _log = get_logger("rps_port.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -37,12 +43,16 @@ class ObservabilityMiddleware:
     def __init__(self, app: Any, *, access_log: bool = True) -> None:
         self.app = app
         self.access_log = access_log
+        self._adopted = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        if not self._adopted:
+            self._adopted = True
+            adopt_server_loggers()  # the server configured its loggers after ours
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex

@@ -174,3 +174,38 @@ def test_redactor_leaves_ordinary_text_alone():
 def test_each_pattern_is_caught(text, leak):
     out = Redactor().text(text)
     assert leak not in out, out
+
+
+def test_uvicorn_default_log_config_is_adopted_on_the_first_request(log_file, capfd):
+    """`rps-port serve` style: uvicorn.run without log_config=None reconfigures its loggers after ours."""
+    from rps_port.observability.middleware import install_observability
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"ok": True}
+
+    install_observability(app)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port))  # uvicorn's own LOGGING_CONFIG
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert logging.getLogger("uvicorn.access").handlers, "uvicorn did not install its own handlers"
+        r = httpx.get(f"http://127.0.0.1:{port}/ping", params={"token": TOKEN, "email": EMAIL})
+        assert r.status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    captured = capfd.readouterr()
+    _assert_clean(captured.out + captured.err)
+    text = log_file.read_text()
+    _assert_clean(text)
+    access = [line for line in _lines(log_file) if line["logger"] == "uvicorn.access"]
+    assert access and "/ping?token=[REDACTED]" in access[0]["msg"]
