@@ -92,11 +92,19 @@ def make_api(db_url: str) -> Any:
 
 
 @pytest.fixture
-def running(dataset: Path, sqlite_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def target_url(request: pytest.FixtureRequest) -> str:
+    """The migrated target database: SQLite unless a test parametrises it (indirect) with "postgres"."""
+    backend = getattr(request, "param", "sqlite")
+    return request.getfixturevalue("pg_db_url" if backend == "postgres" else "sqlite_db_url")
+
+
+@pytest.fixture
+def running(dataset: Path, target_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A factory: `running(legacy_kwargs=..., api_wrapper=...)` starts both servers for this test."""
     from rps_port.legacy.emulator import create_legacy_app
 
     monkeypatch.setenv("RPS_JWT_SECRET", SECRET)
+    sqlite_db_url = target_url
     load_sql(dataset, sqlite_db_url)
     stack: list[ServerThread] = []
 

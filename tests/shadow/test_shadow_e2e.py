@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from rps_port.shadow.corpus import CorpusEntry, org_principal, sample_corpus
@@ -117,8 +118,9 @@ def _logic_bug(transaction_id: str) -> Any:
     return wrap
 
 
-def test_planted_differences_are_found_fingerprinted_and_labelled(running: Any, sqlite_db_url: str) -> None:
-    ids = _pick(sqlite_db_url)
+@pytest.mark.parametrize("target_url", ["sqlite", "postgres"], indirect=True)
+def test_planted_differences_are_found_fingerprinted_and_labelled(running: Any, target_url: str) -> None:
+    ids = _pick(target_url)
     env = running(api_wrapper=_logic_bug(ids["logic"]))
     _plant(env.db_url, ids)
     org_of: dict[str, str] = {}
