@@ -335,9 +335,8 @@ def main() -> None:
                 ("yes" if min(ratio, cpu_ratio) >= TARGET_RATIO else "NO") if mode == "full" else "",
             )
     Console(width=200).print(table)
-    print("ratios are full or core against bare; CPU ratio = bare CPU per request / this stack's (the throughput
-"
-          "ratio when the server is CPU-bound); core = the API without the seams (middleware, limiter, cutover).")
+    print("Ratios are against bare. CPU ratio = bare CPU per request / this stack's, i.e. the throughput ratio when\n"
+          "the server is CPU-bound. core = the API without the seams (middleware, limiter, cutover routing).")
 
 
 if __name__ == "__main__":
