@@ -27,30 +27,71 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def etl_progress(inner: Progress | None = None) -> Progress:
-    """A backfill progress callback that counts documents per collection and outcome, then calls `inner`.
+    """A backfill progress callback that records the run, then calls `inner`.
 
-    Batch events carry running totals per range; the difference to the previous event of the same
-    range is what that batch added (a resumed range starts from its checkpoint, counted already)."""
+    Metrics: documents per collection and outcome. Batch events carry running totals per range; the
+    difference to the previous event of the same range is what that batch added (a resumed range
+    starts from its checkpoint, counted already). Traces: an `etl.run` span, an `etl.collection` span
+    per collection and an `etl.batch` span per committed batch (from the previous event of its range
+    to this one). Logs: the start and each collection's reconciliation."""
+    from opentelemetry import trace
+
+    from rps_port.observability.tracing import tracer
+
     seen: dict[tuple[str, str, str | None], tuple[int, int, int]] = {}
+    last_at: dict[tuple[str, str, str | None], int] = {}
+    coll_start: dict[str, int] = {}
+    spans: dict[str, Any] = {}
+    state: dict[str, Any] = {"run": None, "collections": 0, "reconciled": 0}
+
+    def _child(name: str, parent: Any, start: int | None = None, **attrs: Any) -> Any:
+        ctx = trace.set_span_in_context(parent) if parent is not None else None
+        clean = {k: (v if isinstance(v, (str, bool, int, float)) else str(v)) for k, v in attrs.items() if v is not None}
+        return tracer().start_span(name, context=ctx, attributes=clean, start_time=start)
 
     def progress(event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "batch":
+        now = time.time_ns()
+        if kind == "start":
+            state["run"] = _child("etl.run", None, run_id=event.get("run_id"), resumed=event.get("resumed"))
+            state["collections"] = len(event.get("collections") or [])
+            log.info("etl run started", extra={"run_id": event.get("run_id"), "collections": event.get("collections")})
+        elif kind == "collection":
+            name = event["collection"]
+            spans[name] = _child("etl.collection", state["run"], start=now, collection=name,
+                                 total=event.get("total"), ranges=event.get("ranges"))
+            coll_start[name] = now  # a range's first batch starts when its collection did
+        elif kind == "batch":
             collection = event["collection"]
             lo, hi = (event.get("range") or ["", None])[:2]
             key = (collection, lo, hi)
-            now = (event.get("loaded", 0), event.get("rejected", 0), event.get("skipped", 0))
+            totals = (event.get("loaded", 0), event.get("rejected", 0), event.get("skipped", 0))
             if event.get("resumed"):
-                seen[key] = now
+                seen[key] = totals
             else:
                 before = seen.get(key, (0, 0, 0))
-                loaded, rejected, skipped = (max(0, a - b) for a, b in zip(now, before, strict=True))
+                loaded, rejected, skipped = (max(0, a - b) for a, b in zip(totals, before, strict=True))
                 metrics.record_etl_documents(collection, loaded=loaded, rejected=rejected, skipped=skipped)
-                seen[key] = now
-        elif kind == "start":
-            log.info("etl run started", extra={"run_id": event.get("run_id"), "collections": event.get("collections")})
+                seen[key] = totals
+                start = last_at.get(key) or coll_start.get(collection) or now
+                batch = _child("etl.batch", spans.get(collection) or state["run"], start=start,
+                               collection=collection, lo=lo, hi=hi, documents=event.get("documents"),
+                               loaded=loaded, rejected=rejected, skipped=skipped)
+                batch.end(end_time=now)
+            last_at[key] = now
         elif kind == "reconciled":
-            log.info("etl collection reconciled", extra={k: v for k, v in event.items() if k != "event"})
+            fields = {k: v for k, v in event.items() if k != "event"}
+            log.info("etl collection reconciled", extra=fields)
+            span_ = spans.pop(str(event.get("collection")), None)
+            if span_ is not None:
+                for k in ("loaded", "rejected", "balanced"):
+                    if isinstance(fields.get(k), (bool, int)):
+                        span_.set_attribute(k, fields[k])
+                span_.end()
+            state["reconciled"] += 1
+            if state["run"] is not None and state["reconciled"] >= state["collections"]:
+                state["run"].end()
+                state["run"] = None
         if inner is not None:
             inner(event)
 

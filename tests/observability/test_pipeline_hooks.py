@@ -42,7 +42,7 @@ def test_etl_run_counts_documents_per_collection_and_logs(tmp_path, sqlite_db_ur
     engine = make_engine(sqlite_db_url)
     events = []
     before = {c: (_docs(c, "loaded"), _docs(c, "rejected")) for c in ("customers", "orders", "transactions")}
-    with capture_logs() as logs, tracing.span("etl.run") as run_span:
+    with capture_logs() as logs, capture_spans() as spans:
         summary = run_backfill(engine, open_source(tmp_path / "legacy"), load_mapping(secret=DEFAULT_SECRET),
                                batch_size=20, progress=etl_progress(events.append))
     assert events, "the inner progress callback was not called"
@@ -53,7 +53,17 @@ def test_etl_run_counts_documents_per_collection_and_logs(tmp_path, sqlite_db_ur
         assert rejected == rec.as_dict()["rejected"]
     reconciled = logs.find(msg="etl collection reconciled")
     assert {line["collection"] for line in reconciled} == {r.collection for r in summary.reconciliations}
-    assert all(line["trace_id"] == format(run_span.get_span_context().trace_id, "032x") for line in reconciled)
+    finished = spans.get_finished_spans()
+    (run,) = [s for s in finished if s.name == "etl.run"]
+    collections = [s for s in finished if s.name == "etl.collection"]
+    batches = [s for s in finished if s.name == "etl.batch"]
+    assert {s.attributes["collection"] for s in collections} == {r.collection for r in summary.reconciliations}
+    assert all(s.parent.span_id == run.context.span_id for s in collections)
+    by_id = {s.context.span_id: s for s in collections}
+    assert batches and all(by_id[b.parent.span_id].attributes["collection"] == b.attributes["collection"]
+                           for b in batches)
+    assert sum(b.attributes["loaded"] for b in batches) == sum(r.as_dict()["loaded"] for r in summary.reconciliations)
+    assert all(b.start_time <= b.end_time for b in batches)
     engine.dispose()
 
 
