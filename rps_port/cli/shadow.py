@@ -58,6 +58,12 @@ def run(
     read_twice: Annotated[
         bool, typer.Option("--noise-read/--no-noise-read", help="Read the legacy twice to learn noise.")
     ] = True,
+    legacy_secondary: Annotated[
+        str | None,
+        typer.Option(
+            "--legacy-secondary", help="A second legacy instance for the noise read (default: --legacy)."
+        ),
+    ] = None,
     allow_writes: Annotated[
         bool, typer.Option("--allow-writes", help="Let non-GET corpus lines through.")
     ] = False,
@@ -121,6 +127,7 @@ def run(
         legacy_timeout=legacy_timeout,
         new_timeout=new_timeout,
         read_legacy_twice=read_twice,
+        legacy_secondary_url=legacy_secondary,
         allow_writes=allow_writes,
         max_mismatch_rate=max_rate,
         confidence=confidence,

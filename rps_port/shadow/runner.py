@@ -56,6 +56,8 @@ class ShadowConfig:
     legacy_timeout: float = 10.0
     new_timeout: float = 10.0
     read_legacy_twice: bool = True
+    # Diffy's setup: the noise read goes to a second legacy instance (same data) instead of the same one
+    legacy_secondary_url: str | None = None
     race_check: bool = True
     allow_writes: bool = False
     max_mismatch_rate: float = 0.01
@@ -67,6 +69,7 @@ class ShadowConfig:
     legacy_secret: str | None = None
     progress: Callable[[int, int], None] | None = None
     legacy_transport: httpx.AsyncBaseTransport | None = None  # tests: serve an ASGI app in-process
+    legacy_secondary_transport: httpx.AsyncBaseTransport | None = None
     new_transport: httpx.AsyncBaseTransport | None = None
 
 
@@ -107,8 +110,9 @@ class _Run:
                 return resp.status_code, None
             raise SideError(side, f"HTTP {resp.status_code} answer is not JSON") from None
 
-    async def _legacy(self, r: Route, entry: CorpusEntry, token: str, clock: list[float]) -> Answer:
-        status, body = await self._get(self.legacy, "legacy", entry.legacy_target, token, entry.method)
+    async def _legacy(self, r: Route, entry: CorpusEntry, token: str, clock: list[float],
+                      client: httpx.AsyncClient | None = None) -> Answer:
+        status, body = await self._get(client or self.legacy, "legacy", entry.legacy_target, token, entry.method)
         start = time.perf_counter()
         ans = legacy_answer(r.kind, r.resource, status, body, self.legacy_side, self.rules)
         if r.kind == "list" and isinstance(body, dict) and isinstance(body.get("limit"), int):
@@ -167,7 +171,7 @@ class _Run:
             try:
                 calls = [self._legacy(r, entry, token, clock), self._new(r, entry, token, clock)]
                 if cfg.read_legacy_twice:
-                    calls.append(self._legacy(r, entry, token, clock))
+                    calls.append(self._legacy(r, entry, token, clock, self.legacy_secondary))
                 results = await asyncio.gather(*calls, return_exceptions=True)
                 for res in results:
                     if isinstance(res, BaseException):
@@ -245,6 +249,9 @@ class _Run:
                               transport=cfg.legacy_transport) as self.legacy,
             httpx.AsyncClient(base_url=cfg.new_url, timeout=cfg.new_timeout, limits=limits,
                               transport=cfg.new_transport) as self.new,
+            httpx.AsyncClient(base_url=cfg.legacy_secondary_url or cfg.legacy_url, timeout=cfg.legacy_timeout,
+                              limits=limits, transport=cfg.legacy_secondary_transport or cfg.legacy_transport)
+            as self.legacy_secondary,
         ):
             total = len(cfg.corpus)
             done = 0

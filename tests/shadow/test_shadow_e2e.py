@@ -268,3 +268,17 @@ def test_a_record_changing_on_the_legacy_mid_comparison_is_racy_not_a_mismatch(r
     [e] = report.endpoints
     assert (e.racy, e.mismatches, e.compared) == (1, 0, 0)
     assert report.fingerprints == []
+
+
+def test_noise_read_can_go_to_a_second_legacy_instance(running: Any) -> None:
+    from rps_port.legacy.emulator import create_legacy_app
+
+    from .conftest import SECRET, ServerThread
+
+    env = running(legacy_kwargs={"noise": True, "noise_touch": ["updatedAt"], "seed": 5})
+    second = create_legacy_app(env.data_dir, jwt_secret=SECRET, noise=True, noise_touch=["updatedAt"], seed=6)
+    with ServerThread(second) as secondary:
+        corpus = sample_corpus(env.data_dir, 5, seed=8)
+        report = run_shadow(config(env, corpus, legacy_secondary_url=secondary.url))
+    assert report.totals.mismatches == 0 and report.totals.errors == 0
+    assert report.totals.noise_suppressed > 0  # the touched updatedAt was learned from the second instance
