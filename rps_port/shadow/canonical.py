@@ -1,8 +1,8 @@
 """Canonical form: what a legacy answer and a new answer both become so they can be compared.
 
 A canonical record is the resource in the new API's shape (the fields of `CustomerOut`,
-`OrderOut`, `TransactionOut`) as plain Python values: Decimal normalised (`12.30` == `12.3`),
-datetimes UTC-aware. Three sources reach it, each through the code that owns its knowledge:
+`OrderOut`, `TransactionOut`) as plain Python values (Decimal, aware datetimes); the comparison
+rules (`ShadowRules.apply`) then normalise them (`12.30` == `12.3`, UTC, truncation). Three sources reach it, each through the code that owns its knowledge:
 
 - a new API answer: validated by the API schema (`rps_port.domain.schemas`);
 - a legacy answer: turned into SQL rows by the ETL mapping (`rps_port.etl`), then built into the
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -111,21 +109,6 @@ def rows_to_shape(resource: str, rows: Rows) -> dict[str, Any]:
         parts = {name: rows.parent.get(f"{attr}_{name}") for name in nested.model_fields}
         shape[attr] = parts if any(v is not None for v in parts.values()) else None
     return shape
-
-
-def normalise(value: Any) -> Any:
-    """Plain comparable values: Decimal without trailing zeros, datetimes in UTC, tuples as lists."""
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [normalise(v) for v in value]
-    if isinstance(value, Decimal):
-        return Decimal(format(value.normalize(), "f")) if value.is_finite() else value
-    if isinstance(value, datetime):
-        from rps_port.timeutil import ensure_utc
-
-        return ensure_utc(value)
-    return value
 
 
 def _validate(resource: str, shape: Mapping[str, Any], side: str) -> dict[str, Any]:
