@@ -103,3 +103,24 @@ def test_report_with_mismatches_renders_and_fails(tmp_path: Path) -> None:
     suite = ET.parse(write_junit(report, tmp_path / "r.xml")).getroot().find("testsuite")
     failure = suite.find("testcase/failure")
     assert failure is not None and "10× total value_changed" in failure.text
+
+
+def test_html_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    """Where a headless Chromium is installed, the report renders to a non-trivial screenshot."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if browser is None:
+        import pytest
+
+        pytest.skip("no headless Chromium on this machine (the HTML is still checked by the parser tests)")
+    from rps_port.shadow.recorder import Recorder
+    from rps_port.shadow.render import write_html
+    from rps_port.shadow.rules import ShadowRules
+
+    page = write_html(Recorder(ShadowRules()).report(), tmp_path / "r.html")
+    shot = tmp_path / "r.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,900", page.as_uri()], check=True, capture_output=True, timeout=60)
+    assert shot.stat().st_size > 10_000
