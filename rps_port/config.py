@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     cutover_require_approval: bool = False
     cutover_dry_run_gates: str = Field(default="", description="Comma-separated gates evaluated and reported but not enforced.")
     cutover_proxy_timeout_seconds: float = Field(default=30.0, gt=0)
+    cutover_shadow_sample_rate: float = Field(default=0.0, ge=0, le=1, description="Share of routed GETs compared with the other side, as the stage says.")
     cutover_metrics_url: str | None = Field(default=None, description="Prometheus /metrics of the new API, read by the error-rate and p99 gates.")
     cutover_state_cache_seconds: float = Field(default=1.0, ge=0, description="How long the routing reuses the cutover stage it read.")
     cutover_routing: bool = Field(default=False, description="Route each request by the cutover stage (proxy to legacy_url when legacy serves).")

@@ -176,6 +176,7 @@ def build_dependency(settings: Any, client: httpx.AsyncClient | None = None) -> 
         d = decide(snap, request.method, principal.org_id, _acting_client(request, principal),
                    settings.cutover_cohort_by, request.headers.get("x-rps-serve") == "new")
         request.state.__setattr__(SERVED_BY, d.serve)
+        request.state.__setattr__("rps_cutover_stage", d.stage)
         if d.serve == "legacy":
             try:
                 response = await routing.proxy(request)
@@ -212,3 +213,11 @@ def install(app: Any, settings: Any) -> None:
             await self.inner(scope, receive, tagged)
 
     app.add_middleware(ServedBy)
+    if settings.cutover_shadow_sample_rate > 0:
+        try:
+            from rps_port.cutover.stage_shadow import StageShadowMiddleware, build_dual_read
+        except ImportError:  # the shadow package is not installed: route without comparing
+            return
+        dual = build_dual_read(settings)
+        app.state.cutover_dual_read = dual
+        app.add_middleware(StageShadowMiddleware, dual=dual)

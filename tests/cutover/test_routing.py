@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections import Counter
 
 import httpx
@@ -33,9 +34,13 @@ def token(org: str, **extra) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+legacy_data_dir: list[Path] = []
+
+
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory):
     data = tmp_path_factory.mktemp("legacy")
+    legacy_data_dir[:] = [data]
     generate(data, customers=12, seed=5)
     orgs = Counter(normalize_object_id(str(d["org"])) for d in iter_documents(data, "orders"))
     org = orgs.most_common(1)[0][0]
@@ -127,3 +132,45 @@ def test_legacy_down_is_a_502_problem(world):
     client, _ = make(legacy_url=f"http://127.0.0.1:{free_port()}")
     r = client.get("/orders", headers={"Authorization": f"Bearer {token(org)}"})
     assert r.status_code == 502 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_routed_app_shadows_as_the_stage_says(sqlite_db_url, legacy, tmp_path):
+    from rps_port.db import make_engine
+    from rps_port.etl.backfill import run_backfill
+    from rps_port.etl.mapping import load_mapping
+    from rps_port.etl.sources import open_source
+
+    url, org = legacy
+    data = Path(url and legacy_data_dir[0])
+    engine = make_engine(sqlite_db_url)
+    run_backfill(engine, open_source(str(data)), load_mapping(secret="rps-legacy-test-secret"))
+    customer = next(d for d in iter_documents(data, "customers")
+                    if normalize_object_id(str(d["org"])) == org and d.get("deletedAt") is None)
+    settings = load_settings(database_url=sqlite_db_url, jwt_secret=SECRET, legacy_url=url, cutover_routing=True,
+                             cutover_state_cache_seconds=0, cutover_shadow_sample_rate=1.0,
+                             cutover_audit_log=tmp_path / "audit.jsonl")
+    ctl = Controller(settings, evidence=good_evidence(), actor="test")
+    app = create_app(settings)
+    auth = {"Authorization": f"Bearer {token(org)}"}
+    path = f"/customers/{customer['_id']}"
+
+    with TestClient(app) as client:  # one event loop, as in a server
+
+        def compared_after(request_path: str) -> tuple[str, int]:
+            dual = app.state.cutover_dual_read
+            before = dual.report().totals.requests
+            r = client.get(request_path, headers=auth)
+            deadline = time.monotonic() + 2
+            while dual.report().totals.requests == before and time.monotonic() < deadline:
+                client.get("/openapi.json")  # lets the background comparison run on the app's loop
+                time.sleep(0.05)
+            return r.headers["x-rps-served-by"], dual.report().totals.requests - before
+
+        assert compared_after(path) == ("legacy", 0)  # legacy stage: nothing compared
+        ctl.advance(execute=True)
+        assert compared_after(path) == ("legacy", 1)  # shadow: legacy answers, new compared
+        ctl.advance(percent=100, execute=True)
+        ctl.advance(execute=True)
+        assert compared_after(path) == ("new", 1)  # live: new answers, legacy compared (reverse shadow)
+    totals = app.state.cutover_dual_read.report().totals
+    assert totals.compared == 2 and totals.mismatches == 0, totals
