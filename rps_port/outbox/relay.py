@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from rps_port.outbox.brokers.base import Broker
@@ -62,32 +62,41 @@ def _claim_postgres(session: Session, batch_size: int) -> list[OutboxEvent]:
     by_aggregate: dict[tuple[str, str], list[OutboxEvent]] = {}
     for row in rows:
         by_aggregate.setdefault((row.aggregatetype, row.aggregateid), []).append(row)
+    if not by_aggregate:
+        return []
+    # One round trip for all the advisory locks, one for the aggregates' unpublished events.
+    keys = {agg: _aggregate_lock_key(*agg) for agg in by_aggregate}
+    locked = {
+        k
+        for k, got in session.execute(
+            text("SELECT k, pg_try_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": list(keys.values())},
+        )
+        if got
+    }
+    mine = [agg for agg in by_aggregate if keys[agg] in locked]
+    if not mine:
+        return []
+    pending: dict[tuple[str, str], list[int]] = {}
+    for agg_type, agg_id, seq in session.execute(
+        select(OutboxEvent.aggregatetype, OutboxEvent.aggregateid, OutboxEvent.seq)
+        .where(
+            tuple_(OutboxEvent.aggregatetype, OutboxEvent.aggregateid).in_(mine),
+            OutboxEvent.published_at.is_(None),
+            OutboxEvent.seq <= rows[-1].seq,
+        )
+        .order_by(OutboxEvent.seq)
+    ):
+        pending.setdefault((agg_type, agg_id), []).append(seq)
     claimed: list[OutboxEvent] = []
-    for (agg_type, agg_id), group in by_aggregate.items():
-        got = session.execute(
-            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _aggregate_lock_key(agg_type, agg_id)}
-        ).scalar()
-        if not got:
-            continue
+    for agg in mine:
         # Publish only the run of this aggregate's oldest unpublished events that we hold: a row
         # another relay has locked (or a gap) stops the run, so nothing overtakes an earlier event.
-        pending = session.scalars(
-            select(OutboxEvent.seq)
-            .where(
-                OutboxEvent.aggregatetype == agg_type,
-                OutboxEvent.aggregateid == agg_id,
-                OutboxEvent.published_at.is_(None),
-                OutboxEvent.seq <= group[-1].seq,
-            )
-            .order_by(OutboxEvent.seq)
-        ).all()
-        for row, oldest in zip(group, pending, strict=False):
+        for row, oldest in zip(by_aggregate[agg], pending.get(agg, []), strict=False):
             if row.seq != oldest:
                 break
             claimed.append(row)
     claimed.sort(key=lambda r: r.seq)
-    for row in claimed:
-        row.attempts += 1
     return claimed
 
 
@@ -146,10 +155,15 @@ class Relay:
                         return 0
                     messages = [envelope(r) for r in rows]
                     self.broker.publish(messages)
-                    now = utcnow()
-                    for row in rows:
-                        row.published_at = now
-                        row.last_error = None
+                    values: dict[str, Any] = {"published_at": utcnow(), "last_error": None}
+                    if not sqlite:  # the SQLite claim counted the attempt already
+                        values["attempts"] = OutboxEvent.attempts + 1
+                    session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.seq.in_([r.seq for r in rows]))
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
             except Exception as exc:
                 self.stats.failures += 1
                 log.warning("relay: publishing a batch failed: %s", type(exc).__name__)
