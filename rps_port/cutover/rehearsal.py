@@ -506,11 +506,15 @@ class Rehearsal:
             raise Unavailable("needs the served APIs")
         if self.mapping is not None:
             self.evidence.lag = self.measure_lag()
-        probe = self.probe()
-        from rps_port.cutover.sources import PrometheusEvidence
+        from rps_port.cutover.sources import PrometheusEvidence, metrics_between
 
-        # the new API's own metrics when it exposes them; the client-side probe otherwise
-        self.evidence.app_metrics = PrometheusEvidence(f"{self.new_url}/metrics").metrics() or probe
+        # The new API's own metrics over the probe's window (the process also ran the backfill and the
+        # shadow load, which say nothing about serving latency); the client-side probe when it has none.
+        before = PrometheusEvidence(f"{self.new_url}/metrics").counts()
+        probe = self.probe()
+        after = PrometheusEvidence(f"{self.new_url}/metrics").counts()
+        self.evidence.app_metrics = (metrics_between(before, after, source=f"prometheus {self.new_url}/metrics, "
+                                                     "over the probe's window") if after else probe)
         ctl = self.controller_()
         move = ctl.advance(execute=True)
         t = Table("gate", "outcome", "enforced", "evidence", title=f"{move.from_stage} {move.from_percent:g}% -> "

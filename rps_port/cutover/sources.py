@@ -75,7 +75,8 @@ class PrometheusEvidence:
                 self._families = []
         return self._families
 
-    def metrics(self) -> Metrics | None:
+    def counts(self) -> tuple[int, int, dict[float, float]] | None:
+        """Cumulative (requests, 5xx, histogram buckets by upper bound) of the API's own routes."""
         requests = errors = 0
         buckets: dict[float, float] = {}
         seen = False
@@ -93,17 +94,11 @@ class PrometheusEvidence:
                 elif s.name.endswith("_bucket"):
                     le = float(s.labels["le"])
                     buckets[le] = buckets.get(le, 0.0) + s.value
-        if not seen:
-            return None
-        p99_ms = None
-        if requests:
-            finite = sorted(b for b in buckets if b != float("inf"))
-            p99_ms = (finite[-1] * 1000 + 1) if finite else None  # the 99th percentile is past the last bucket
-            for le in finite:
-                if buckets[le] >= 0.99 * requests:
-                    p99_ms = le * 1000  # the bucket's upper bound: conservative
-                    break
-        return Metrics(requests, errors, p99_ms, f"prometheus {self.url}")
+        return (requests, errors, buckets) if seen else None
+
+    def metrics(self) -> Metrics | None:
+        c = self.counts()
+        return None if c is None else metrics_from_counts(*c, source=f"prometheus {self.url}")
 
     def sync_lag(self) -> SyncLag | None:
         lags = [s.value for fam in self._scrape() if fam.name == "rps_etl_lag_seconds" for s in fam.samples]
@@ -129,6 +124,28 @@ class PrometheusEvidence:
         endpoint, (n, k) = max(per.items(), key=lambda kv: (wilson_upper(kv[1][1], kv[1][0]), -kv[1][0]))
         return ShadowStats(n, k, f"prometheus {self.url} rps_shadow_comparisons_total ({endpoint})",
                            wilson_upper(k, n))
+
+
+def metrics_from_counts(requests: int, errors: int, buckets: dict[float, float], *, source: str) -> Metrics:
+    """Error count and p99 from histogram counts (p99 = upper bound of the bucket holding it: conservative)."""
+    p99_ms = None
+    if requests:
+        finite = sorted(b for b in buckets if b != float("inf"))
+        p99_ms = (finite[-1] * 1000 + 1) if finite else None  # the 99th percentile is past the last bucket
+        for le in finite:
+            if buckets[le] >= 0.99 * requests:
+                p99_ms = le * 1000
+                break
+    return Metrics(requests, errors, p99_ms, source)
+
+
+def metrics_between(before: tuple[int, int, dict[float, float]] | None, after: tuple[int, int, dict[float, float]],
+                    *, source: str) -> Metrics:
+    """Metrics of the requests between two scrapes (a window, not the process lifetime)."""
+    if before is None:
+        return metrics_from_counts(*after, source=source)
+    buckets = {le: v - before[2].get(le, 0.0) for le, v in after[2].items()}
+    return metrics_from_counts(after[0] - before[0], after[1] - before[1], buckets, source=source)
 
 
 def default_evidence(settings: Any, engine: Engine) -> EvidenceProvider:

@@ -58,7 +58,7 @@ def demo_env(work: Path) -> dict[str, str]:
         "LEGACY_PORT": str(legacy_port),
         "NEW_PORT": str(new_port),
         "NEW_URL": f"http://127.0.0.1:{new_port}",
-        "CUSTOMERS": "40",
+        "CUSTOMERS": "80",
     })
     # the field-encryption key the data starts under (key-rotation.md rotates away from it)
     key = subprocess.run(["rps-port", "crypto", "new-key", "--kid", "k1"], env={**env, "RPS_FIELD_KEYS_FILE": ""},
