@@ -136,7 +136,7 @@ def seed(url: str, orders: int) -> list[str]:
 # ------------------------------------------------------------------------------------- servers
 
 
-def bare_app(url: str):  # noqa: ANN201
+def bare_app(url: str):
     """Same engine, SQL and serialisation as the full stack; no auth, RBAC, dependencies or middleware."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse

@@ -36,11 +36,11 @@ def make_api_engine(url: str, *, echo: bool = False, poolclass: type[Pool] | Non
     if is_sqlite(engine):
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _autocommit_driver(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _autocommit_driver(dbapi_conn, _record) -> None:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(conn) -> None:  # noqa: ANN001
+        def _begin_immediate(conn) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -118,7 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
 
 
-class RespondWith(Exception):  # noqa: N818 - a control-flow signal, not an error
+class RespondWith(Exception):
     """Raised by a dependency to answer the request with a ready response (e.g. an idempotency
     conflict found before the handler runs)."""
 

@@ -8,7 +8,7 @@ from rps_port.cli.common import console, fail, settings_or_exit
 from rps_port.config import mask_url
 
 
-def check_ready(settings) -> str | None:  # noqa: ANN001
+def check_ready(settings) -> str | None:
     """Why the API cannot serve with these settings, or None."""
     from rps_port import schema
 
@@ -16,7 +16,7 @@ def check_ready(settings) -> str | None:  # noqa: ANN001
         return "set RPS_JWT_SECRET (development) or RPS_JWT_JWKS_URL (production) to verify portal tokens"
     try:
         current, heads = schema.current(settings.database_url), schema.heads(settings.database_url)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any driver error means "cannot serve"; say which
         return f"{mask_url(settings.database_url)}: cannot read the schema version ({type(exc).__name__})"
     if current != heads:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -32,7 +33,7 @@ def claims(**over):
     return {k: v for k, v in base.items() if v is not None}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rsa_key(name: str):
     """RSA keys are slow to make: one per name for the whole module."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -51,7 +52,7 @@ class JWKS:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 outer.hits += 1
                 body = json.dumps({"keys": outer.keys}).encode()
                 self.send_response(200)
@@ -217,5 +218,5 @@ async def test_a_remembered_token_still_expires():
     token = jwt.encode(claims(exp=exp), "s" * 32, algorithm="HS256")
     assert (await v.verify(token)).sub == "u1"
     assert (await v.verify(token)).sub == "u1"  # from the cache
-    time.sleep(max(0.0, exp - time.time()) + 0.2)
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.2)
     assert "Expired" in await rejected(v, token)

@@ -13,7 +13,7 @@ def statements(client):
     engine = client._transport.app.state.rps_context.engine.sync_engine
     seen: list[str] = []
 
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def count(conn, cursor, statement, parameters, context, executemany):
         if not statement.startswith(("BEGIN", "PRAGMA")):
             seen.append(statement)
 

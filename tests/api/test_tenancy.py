@@ -53,7 +53,7 @@ async def test_no_cross_org_reads_or_writes(client, tenants, sync_engine):
             assert r.status_code in (200, 404), (path, params, r.text)
             if r.status_code == 200:
                 body = r.json()
-                items = body["items"] if "items" in body else [body]
+                items = body.get("items", [body])
                 assert all(i["org_id"] == me.org for i in items), (path, params)
                 assert not {i["id"] for i in items} & foreign_ids, (path, params)
         before = snapshot(sync_engine, other.org)
