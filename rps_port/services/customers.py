@@ -27,7 +27,8 @@ class CustomerFilter:
 
 
 async def list_customers(
-    session: AsyncSession, scope: TenantScope, flt: CustomerFilter, *, cursor: str | None, limit: int
+    session: AsyncSession, scope: TenantScope, flt: CustomerFilter, *, cursor: str | None, limit: int,
+    descending: bool = True,
 ) -> PageResult:
     scope.check_filter(flt.client_id, flt.project_id)
     stmt = scope.apply(select(Customer), Customer)
@@ -41,8 +42,8 @@ async def list_customers(
         stmt = stmt.where(Customer.created_at >= flt.created_after)
     if flt.created_before:
         stmt = stmt.where(Customer.created_at < flt.created_before)
-    rows = (await session.scalars(paginate(stmt, Customer, cursor, limit))).all()
-    return page_of(rows, limit)
+    rows = (await session.scalars(paginate(stmt, Customer, cursor, limit, descending=descending))).all()
+    return page_of(rows, limit, descending=descending)
 
 
 async def get_customer(session: AsyncSession, scope: TenantScope, customer_id: str) -> Customer:

@@ -35,7 +35,8 @@ class OrderFilter:
 
 
 async def list_orders(
-    session: AsyncSession, scope: TenantScope, flt: OrderFilter, *, cursor: str | None, limit: int
+    session: AsyncSession, scope: TenantScope, flt: OrderFilter, *, cursor: str | None, limit: int,
+    descending: bool = True,
 ) -> PageResult:
     scope.check_filter(flt.client_id, flt.project_id)
     stmt = scope.apply(select(Order), Order)
@@ -51,8 +52,8 @@ async def list_orders(
         stmt = stmt.where(Order.created_at >= flt.created_after)
     if flt.created_before:
         stmt = stmt.where(Order.created_at < flt.created_before)
-    rows = (await session.scalars(paginate(stmt, Order, cursor, limit))).all()
-    return page_of(rows, limit)
+    rows = (await session.scalars(paginate(stmt, Order, cursor, limit, descending=descending))).all()
+    return page_of(rows, limit, descending=descending)
 
 
 async def get_order(session: AsyncSession, scope: TenantScope, order_id: str, *, lock: bool = False) -> Order:

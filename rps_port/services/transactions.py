@@ -32,7 +32,8 @@ class TransactionFilter:
 
 
 async def list_transactions(
-    session: AsyncSession, scope: TenantScope, flt: TransactionFilter, *, cursor: str | None, limit: int
+    session: AsyncSession, scope: TenantScope, flt: TransactionFilter, *, cursor: str | None, limit: int,
+    descending: bool = True,
 ) -> PageResult:
     scope.check_filter(flt.client_id, flt.project_id)
     stmt = scope.apply(select(Transaction), Transaction)
@@ -50,8 +51,8 @@ async def list_transactions(
         stmt = stmt.where(Transaction.created_at >= flt.created_after)
     if flt.created_before:
         stmt = stmt.where(Transaction.created_at < flt.created_before)
-    rows = (await session.scalars(paginate(stmt, Transaction, cursor, limit))).all()
-    return page_of(rows, limit)
+    rows = (await session.scalars(paginate(stmt, Transaction, cursor, limit, descending=descending))).all()
+    return page_of(rows, limit, descending=descending)
 
 
 async def get_transaction(

@@ -152,3 +152,22 @@ async def test_unexpected_error_is_a_bare_500_problem(api_settings):
     await app.state.rps_context.aclose()
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     assert "secret" not in r.text and r.json()["detail"] == "internal error"
+
+
+async def test_sort_oldest_first_pages_through_everything(client, tenants):
+    a, _ = tenants
+    headers = auth(make_token(a.org, ["finance"]))
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, "sort": "created_at", **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/orders", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        seen += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            break
+    assert [o["id"] for o in seen] == a.orders  # seeded oldest first
+    newest_first = await client.get("/orders", params={"limit": 2}, headers=headers)
+    r = await client.get("/orders", params={"sort": "created_at", "cursor": newest_first.json()["next_cursor"]},
+                         headers=headers)
+    assert r.status_code == 422 and r.json()["field"] == "cursor"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path, Query
 from pydantic import AfterValidator
@@ -16,6 +16,10 @@ OBJECT_ID = r"^[0-9a-fA-F]{24}$"
 
 IdPath = Annotated[str, Path(pattern=OBJECT_ID, description="Record id (the legacy ObjectId, 24 hex).")]
 RefQuery = Annotated[str | None, Query(pattern=OBJECT_ID)]
+Sort = Annotated[
+    Literal["-created_at", "created_at"],
+    Query(description="`-created_at` (default): newest first; `created_at`: oldest first. Ties break on id."),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` of the previous page; omit for the first page.")

@@ -21,6 +21,7 @@ from rps_port.api.routers.common import (
     IdPath,
     Limit,
     RefQuery,
+    Sort,
     lower,
 )
 from rps_port.api.serializers import customer_out
@@ -43,6 +44,7 @@ def build_customers_router() -> APIRouter:
         scope: TenantDep,
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
+        sort: Sort = "-created_at",
         status: CustomerStatus | None = None,
         client_id: RefQuery = None,
         project_id: RefQuery = None,
@@ -50,7 +52,7 @@ def build_customers_router() -> APIRouter:
         created_before: CreatedBefore = None,
     ) -> JSONResponse:
         flt = svc.CustomerFilter(status, lower(client_id), lower(project_id), created_after, created_before)
-        page = await svc.list_customers(session, scope, flt, cursor=cursor, limit=limit)
+        page = await svc.list_customers(session, scope, flt, cursor=cursor, limit=limit, descending=sort == "-created_at")
         items = [customer_out(c, principal).model_dump(mode="json") for c in page.items]
         return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 

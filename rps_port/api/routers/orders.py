@@ -21,6 +21,7 @@ from rps_port.api.routers.common import (
     IdPath,
     Limit,
     RefQuery,
+    Sort,
     lower,
 )
 from rps_port.api.serializers import order_out
@@ -42,6 +43,7 @@ def build_orders_router() -> APIRouter:
         scope: TenantDep,
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
+        sort: Sort = "-created_at",
         status: OrderStatus | None = None,
         customer_id: RefQuery = None,
         client_id: RefQuery = None,
@@ -52,7 +54,7 @@ def build_orders_router() -> APIRouter:
         flt = svc.OrderFilter(
             status, lower(customer_id), lower(client_id), lower(project_id), created_after, created_before
         )
-        page = await svc.list_orders(session, scope, flt, cursor=cursor, limit=limit)
+        page = await svc.list_orders(session, scope, flt, cursor=cursor, limit=limit, descending=sort == "-created_at")
         items = [order_out(o, principal).model_dump(mode="json") for o in page.items]
         return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 

@@ -21,6 +21,7 @@ from rps_port.api.routers.common import (
     IdPath,
     Limit,
     RefQuery,
+    Sort,
     lower,
 )
 from rps_port.api.serializers import transaction_out
@@ -44,6 +45,7 @@ def build_transactions_router() -> APIRouter:
         scope: TenantDep,
         limit: Limit = DEFAULT_PAGE,
         cursor: Cursor = None,
+        sort: Sort = "-created_at",
         kind: TransactionKind | None = None,
         status: TransactionStatus | None = None,
         order_id: RefQuery = None,
@@ -63,7 +65,7 @@ def build_transactions_router() -> APIRouter:
             created_after,
             created_before,
         )
-        page = await svc.list_transactions(session, scope, flt, cursor=cursor, limit=limit)
+        page = await svc.list_transactions(session, scope, flt, cursor=cursor, limit=limit, descending=sort == "-created_at")
         items = [transaction_out(t, principal).model_dump(mode="json") for t in page.items]
         return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 
