@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from bson import Decimal128, ObjectId
@@ -124,6 +123,7 @@ class Ids:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BIAS = 6176  # IEEE 754-2008 decimal128 exponent bias
 _LOW64 = (1 << 64) - 1
+_EXACT = Context(prec=34)  # decimal128 holds 34 digits; scaleb must not round to the default 28
 
 
 def _dt(ms: int) -> datetime:
@@ -131,13 +131,13 @@ def _dt(ms: int) -> datetime:
 
 
 def decimal128(amount: Decimal) -> Decimal128:
-    """`Decimal128(amount)` for finite amounts with < 34 digits, built straight from the BID bits (faster)."""
+    """`Decimal128(amount)` for finite amounts of up to 34 digits, built straight from the BID bits (faster)."""
     sign, _digits, exponent = amount.as_tuple()
-    coefficient = abs(int(amount.scaleb(-exponent)))  # type: ignore[operator]
+    coefficient = abs(int(amount.scaleb(-exponent, context=_EXACT)))  # type: ignore[operator]
     high = ((exponent + _BIAS) << 49) | (coefficient >> 64)  # type: ignore[operator]
     if sign:
         high |= 1 << 63
-    return Decimal128.from_bid(struct.pack("<QQ", coefficient & _LOW64, high))
+    return Decimal128((high, coefficient & _LOW64))
 
 
 def _randint(rng: random.Random, low: int, high: int) -> int:

@@ -36,3 +36,17 @@ def test_generated_documents(legacy_dataset):
             docs = bson.decode_file_iter(raw, codec_options=CodecOptions(tz_aware=True))
             for doc, line in itertools.islice(zip(docs, lines, strict=False), 5_000):
                 assert line.rstrip("\n") == dumps_canonical_reference(doc)
+
+
+def test_fast_decimal128_equals_pymongo():
+    import random
+    from decimal import Decimal
+
+    from rps_port.legacy.documents import decimal128
+
+    rng = random.Random(5)
+    values = [Decimal(v) for v in ("0", "0.00", "-0.00", "1E+3", "19.99", "9" * 34, "-" + "1" * 34 + "E-40")]
+    values += [Decimal(rng.randint(0, 10**15)).scaleb(-rng.randint(0, 6)) * rng.choice((1, -1)) for _ in range(5000)]
+    for value in values:
+        fast, reference = decimal128(value), Decimal128(value)
+        assert fast.bid == reference.bid and str(fast) == str(reference), value
