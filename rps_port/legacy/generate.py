@@ -147,7 +147,7 @@ def generate(
         generator_version=GENERATOR_VERSION,
         files=files,
         collections=tally.stats,
-        quirks=dict(tally.quirks),
+        quirks=tally.quirks,
         rates=rates_table(),
         orgs=[
             {

@@ -91,7 +91,9 @@ class Tally:
 
     def __init__(self) -> None:
         self.stats = {c: CollectionStats() for c in COLLECTIONS}
-        self.quirks: Counter[str] = Counter({q.key: 0 for q in QUIRKS})
+        # Per collection, by short quirk name (no string building per document); qualified in `quirks`.
+        self._counts: dict[str, Counter[str]] = {c: Counter() for c in COLLECTIONS}
+        self._tracked = {c: {k.split(".", 1)[1] for k in ID_TRACKED if k.startswith(c + ".")} for c in COLLECTIONS}
         self.ids: dict[str, list[str]] = {k: [] for k in ID_TRACKED}
         self.rejects: dict[str, dict[str, str]] = {c: {} for c in COLLECTIONS}
         for c in COLLECTIONS:
@@ -100,16 +102,20 @@ class Tally:
                 q.warning: 0 for q in QUIRKS if q.collection == c and q.warning
             }
 
+    @property
+    def quirks(self) -> dict[str, int]:
+        """Every quirk of the table by its manifest key, 0 when none was planted."""
+        return {q.key: self._counts[q.collection][q.name] for q in QUIRKS}
+
     def add(self, collection: str, planted: Planted) -> None:
         stats = self.stats[collection]
         stats.total += 1
-        doc_id = None
-        for name in planted.quirks:
-            key = f"{collection}.{name}"
-            self.quirks[key] += 1
-            if key in self.ids:
-                doc_id = doc_id or str(planted.doc["_id"])
-                self.ids[key].append(doc_id)
+        self._counts[collection].update(planted.quirks)
+        tracked = self._tracked[collection].intersection(planted.quirks)
+        if tracked:
+            doc_id = str(planted.doc["_id"])
+            for name in tracked:
+                self.ids[f"{collection}.{name}"].append(doc_id)
         if "soft_deleted" in planted.quirks:
             stats.soft_deleted += 1
         if planted.reject:
