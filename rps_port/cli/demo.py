@@ -53,9 +53,9 @@ def demo(
         raise fail(f"unknown --plant {', '.join(bad)}; choose from {', '.join(PLANTS)}", 2)
     workdir = workdir.resolve()
     console.print(Panel(
-        "Rehearsing the move of the legacy RPS (Mongoose/MongoDB) to SQL and the new API, on this machine:\n"
-        "generate legacy data, backfill it, prove it equal, compare both APIs, walk every cutover stage\n"
-        f"through its gates, write while live, roll back without losing a write.\nData goes to {workdir}",
+        "Rehearsing the move of the legacy RPS (Mongoose/MongoDB) to SQL and the new API, on this machine: "
+        "generate legacy data, backfill it, prove it equal, compare both APIs, walk every cutover stage "
+        f"through its gates, write while live, roll back without losing a write.\n\nData goes to {workdir}",
         title="rps-port demo", expand=False))
     result = run_rehearsal(workdir=workdir, plants=set(plant), customers=customers, story=console, plain=is_ci(), seed=seed)
     console.print(summary_table(result))
