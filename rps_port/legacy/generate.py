@@ -87,9 +87,17 @@ def generate(
         (out / db).mkdir(parents=True, exist_ok=True)
         files["bson"] = {c: f"{db}/{c}.bson" for c in COLLECTIONS}
         files["metadata"] = {c: f"{db}/{c}.metadata.json" for c in COLLECTIONS}
+    else:
+        for c in COLLECTIONS:
+            for suffix in (".bson", ".metadata.json"):
+                (out / db / f"{c}{suffix}").unlink(missing_ok=True)
     if "json" in formats:
         (out / "export").mkdir(parents=True, exist_ok=True)
         files["json"] = {c: f"export/{c}.json" for c in COLLECTIONS}
+    else:
+        # A previous run's export would no longer match the dump; only our own file names are removed.
+        for c in COLLECTIONS:
+            (out / "export" / f"{c}.json").unlink(missing_ok=True)
 
     factory = DocumentFactory(seed, customers, secret)
     meta_rng = random.Random(f"metadata:{seed}")

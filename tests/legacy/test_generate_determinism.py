@@ -46,6 +46,17 @@ def test_regenerating_into_the_same_directory_overwrites(tmp_path):
     assert _files(tmp_path) == first
 
 
+def test_switching_format_removes_the_other_formats_stale_files(tmp_path):
+    generate(tmp_path, 20, seed=1, fmt="both")
+    generate(tmp_path, 20, seed=1, fmt="bson")
+    assert not any((tmp_path / "export").iterdir())
+    generate(tmp_path, 20, seed=1, fmt="json")
+    assert not any((tmp_path / "rps").iterdir())
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
+        "customers.json", "orders.json", "transactions.json"
+    ]
+
+
 def test_mongodump_metadata_shape(tmp_path):
     generate(tmp_path, 5, seed=1, db="legacy_rps")
     for name in ("customers", "orders", "transactions"):
