@@ -145,14 +145,17 @@ class CustomerCreate(InputModel):
 
 
 class CustomerUpdate(InputModel):
-    name: str | None = Field(default=None, min_length=1, max_length=300)
+    """Partial update: absent fields stay as they are; `null` clears a nullable field and is an
+    error for the others (name, status, marketing_opt_in, tags, addresses)."""
+
+    name: str = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{4,31}$")
-    status: CustomerStatus | None = None
-    marketing_opt_in: bool | None = None
+    status: CustomerStatus = None  # type: ignore[assignment]
+    marketing_opt_in: bool = None  # type: ignore[assignment]
     tax_id: str | None = Field(default=None, max_length=64)
-    tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=50)
-    addresses: list[Address] | None = Field(default=None, max_length=20)
+    tags: list[Annotated[str, Field(max_length=64)]] = Field(default=None, max_length=50)  # type: ignore[assignment]
+    addresses: list[Address] = Field(default=None, max_length=20)  # type: ignore[assignment]
     meta: dict[str, Any] | None = None
 
 

@@ -86,9 +86,7 @@ async def update_customer(
     changed = []
     for name, value in changes.items():
         if name == "addresses":
-            customer.addresses = _addresses(customer, data.addresses or [])
-        elif name in ("name", "status", "marketing_opt_in", "tags") and value is None:
-            continue  # not nullable: an explicit null leaves the value as it was
+            customer.addresses = _addresses(customer, data.addresses)
         else:
             setattr(customer, name, value)
         changed.append(name)

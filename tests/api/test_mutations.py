@@ -158,3 +158,13 @@ async def test_customers_crud_with_soft_delete(client, tenants, sync_engine):
     support = make_token(a.org, ["support"])
     r = await client.post("/customers", json=body, headers=auth(support))
     assert r.status_code == 403 and r.json()["missing_permission"] == "customers:write"
+
+
+async def test_customer_patch_null_clears_nullable_fields_only(client, tenants):
+    a, _ = tenants
+    headers = auth(make_token(a.org))
+    r = await client.patch(f"/customers/{a.customers[0]}", json={"phone": None, "email": None}, headers=headers)
+    assert r.status_code == 200 and r.json()["phone"] is None and r.json()["email"] is None
+    assert r.json()["name"] == "Customer 0"
+    r = await client.patch(f"/customers/{a.customers[0]}", json={"name": None}, headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.name"
