@@ -37,7 +37,9 @@ from rps_port.outbox.relay import Relay
 
 ORG = "5f0000000000000000000001"
 # Baselines this machine class (2 cores) should meet; a regression shows as "below".
-BASELINES = {"redis": 1500.0, "sqs-fifo": 100.0, "sqs-standard": 100.0, "p95_ms": 250.0}
+# SQS on moto is bounded by moto itself (its in-memory queue, one Python process), so the SQS
+# rows are held against what boto3 alone reaches on the same server (the "ceiling" row).
+BASELINES = {"redis": 1500.0, "sqs_vs_ceiling": 0.8, "p95_ms": 250.0}
 
 
 def fill(engine, n: int) -> None:
@@ -139,8 +141,9 @@ def main() -> None:
 
     redis_broker = RedisStreamsBroker(args.redis_url, stream="rps-bench")
     redis_broker.redis.delete("rps-bench")
-    rows.append(("relay -> Redis Streams", f"{throughput(engine, redis_broker, args.events, args.batch_size):,.0f} ev/s",
-                 f">= {BASELINES['redis']:,.0f}", ""))
+    redis_rate = throughput(engine, redis_broker, args.events, args.batch_size)
+    rows.append(("relay -> Redis Streams", f"{redis_rate:,.0f} ev/s", f">= {BASELINES['redis']:,.0f}",
+                 "below" if redis_rate < BASELINES["redis"] else ""))
 
     import subprocess
     import sys
@@ -167,10 +170,22 @@ def main() -> None:
     fifo = sqs.create_queue(QueueName="bench.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     std = sqs.create_queue(QueueName="bench")["QueueUrl"]
     sqs_events = max(500, args.events // 5)
+    # The ceiling: boto3 alone, the same batches of 10 to a drained standard queue, no database.
+    raw = sqs.create_queue(QueueName="bench-raw")["QueueUrl"]
+    with Drainer(boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1"), raw):
+        body = "x" * 300
+        started = time.perf_counter()
+        for b in range(sqs_events // 10):
+            sqs.send_message_batch(QueueUrl=raw, Entries=[{"Id": str(i), "MessageBody": body} for i in range(10)])
+        ceiling_rate = sqs_events / (time.perf_counter() - started)
+    rows.append(("boto3 alone -> SQS on moto (ceiling)", f"{ceiling_rate:,.0f} ev/s", "", "standard queue, no relay, no database"))
+
     for name, queue in (("sqs-fifo", fifo), ("sqs-standard", std)):
         with Drainer(boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1"), queue):
             rate = throughput(engine, SQSBroker(queue, endpoint_url=endpoint, client=sqs), sqs_events, args.batch_size)
-        rows.append((f"relay -> SQS on moto ({name.split('-')[1]})", f"{rate:,.0f} ev/s", f">= {BASELINES[name]:,.0f}", ""))
+        floor = BASELINES["sqs_vs_ceiling"] * ceiling_rate
+        rows.append((f"relay -> SQS on moto ({name.split('-')[1]})", f"{rate:,.0f} ev/s", f">= {floor:,.0f}",
+                     "below" if rate < floor else ""))
 
     for name, broker in (("Redis Streams", redis_broker), ("SQS FIFO on moto", SQSBroker(fifo, endpoint_url=endpoint, client=sqs))):
         drain = Drainer(boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1"), fifo) if "SQS" in name else None
@@ -179,13 +194,15 @@ def main() -> None:
         lat = latency(engine, broker, args.rate, args.seconds, args.poll, args.batch_size)
         if drain:
             drain.__exit__()
+        bound = f"p95 <= {BASELINES['p95_ms']:.0f} ms" if "Redis" in name else "(moto-bound)"
         rows.append((f"commit -> publish, {name}", f"p50 {pct(lat, 50):.1f} / p95 {pct(lat, 95):.1f} / p99 {pct(lat, 99):.1f} ms",
-                     f"p95 <= {BASELINES['p95_ms']:.0f} ms", f"{len(lat)} events at {args.rate:.0f}/s, poll {args.poll}s"))
+                     bound, f"{len(lat)} events at {args.rate:.0f}/s, poll {args.poll}s"))
     server.terminate()
     server.wait(10)
 
     backend = "PostgreSQL" if not url.startswith("sqlite") else "SQLite"
-    print(f"\noutbox relay benchmark - {backend}, batch {args.batch_size}, {os.cpu_count()} cores, "
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(f"outbox relay benchmark - {backend}, batch {args.batch_size}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':<34}  {'baseline':<16}  note")
