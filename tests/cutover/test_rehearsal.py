@@ -20,6 +20,7 @@ def steps(result) -> dict[str, str]:
     return {s.name: s.status for s in result.steps}
 
 
+@pytest.mark.slow
 def test_clean_rehearsal_fails_no_step(tmp_path: Path):
     result = run_rehearsal(workdir=tmp_path / "run", **SMALL)
     assert result.failed is None, f"{result.failed.name}: {result.failed.detail}"
@@ -54,6 +55,7 @@ def test_row_changed_plant_fails_verify(tmp_path: Path):
     assert result.failed.name == "verify"
 
 
+@pytest.mark.slow
 def test_lost_write_plant_fails_the_rollback_check(tmp_path: Path):
     result = run_rehearsal(workdir=tmp_path, plants={"lost-write"}, **SMALL)
     assert result.failed is not None
