@@ -46,6 +46,18 @@ READ_ERRORS = problem_responses(401, 403, 422, 429, 500)
 DETAIL_ERRORS = problem_responses(401, 403, 404, 422, 429, 500)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 500)
 
+_REPLAYED = {
+    "description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+_LOCATION = {"description": "The new resource, relative to the request URL.", "schema": {"type": "string"}}
+
+
+def write_responses(status: int, *, location: bool = False) -> dict[int | str, dict]:
+    """Error responses plus the success status's headers (Location, Idempotent-Replayed)."""
+    headers = {"Idempotent-Replayed": _REPLAYED, **({"Location": _LOCATION} if location else {})}
+    return {status: {"headers": headers}, **WRITE_ERRORS}
+
 
 def lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None

@@ -14,7 +14,6 @@ from rps_port.api.routers.common import (
     DEFAULT_PAGE,
     DETAIL_ERRORS,
     READ_ERRORS,
-    WRITE_ERRORS,
     CreatedAfter,
     CreatedBefore,
     Cursor,
@@ -23,6 +22,7 @@ from rps_port.api.routers.common import (
     RefQuery,
     Sort,
     lower,
+    write_responses,
 )
 from rps_port.api.serializers import customer_out
 from rps_port.auth.principal import Principal
@@ -62,7 +62,7 @@ def build_customers_router() -> APIRouter:
         return JSONResponse(customer_out(customer, principal).model_dump(mode="json"))
 
     @router.post(
-        "/customers", status_code=201, response_model=CustomerOut, responses=WRITE_ERRORS, summary="Create a customer"
+        "/customers", status_code=201, response_model=CustomerOut, responses=write_responses(201, location=True), summary="Create a customer"
     )
     async def create_customer(
         body: CustomerCreate, session: SessionDep, principal: Writer, scope: TenantDep, idem: IdempotencyOptional
@@ -73,7 +73,7 @@ def build_customers_router() -> APIRouter:
         return await idem.run(session, 201, action, headers=lambda b: {"Location": f"customers/{b['id']}"})
 
     @router.patch(
-        "/customers/{customer_id}", response_model=CustomerOut, responses=WRITE_ERRORS, summary="Update a customer"
+        "/customers/{customer_id}", response_model=CustomerOut, responses=write_responses(200), summary="Update a customer"
     )
     async def update_customer(
         customer_id: IdPath,
@@ -92,7 +92,7 @@ def build_customers_router() -> APIRouter:
         "/customers/{customer_id}",
         status_code=204,
         response_class=Response,
-        responses=WRITE_ERRORS,
+        responses=write_responses(204),
         summary="Delete a customer (soft: it disappears from reads, the row is kept)",
     )
     async def delete_customer(

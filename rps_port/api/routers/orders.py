@@ -14,7 +14,6 @@ from rps_port.api.routers.common import (
     DEFAULT_PAGE,
     DETAIL_ERRORS,
     READ_ERRORS,
-    WRITE_ERRORS,
     CreatedAfter,
     CreatedBefore,
     Cursor,
@@ -23,6 +22,7 @@ from rps_port.api.routers.common import (
     RefQuery,
     Sort,
     lower,
+    write_responses,
 )
 from rps_port.api.serializers import order_out
 from rps_port.auth.principal import Principal
@@ -67,7 +67,7 @@ def build_orders_router() -> APIRouter:
         "/orders",
         status_code=201,
         response_model=OrderOut,
-        responses=WRITE_ERRORS,
+        responses=write_responses(201, location=True),
         summary="Place an order",
         description="Creates the order in status `placed` (as the legacy POST did) with totals computed "
         "from the items, and emits `order.placed`. Requires an Idempotency-Key.",
@@ -83,7 +83,7 @@ def build_orders_router() -> APIRouter:
     @router.patch(
         "/orders/{order_id}",
         response_model=OrderOut,
-        responses=WRITE_ERRORS,
+        responses=write_responses(200),
         summary="Change an order's status",
         description="Moves the order along the state machine draft -> placed -> paid -> fulfilled, "
         "placed/draft -> cancelled, paid/fulfilled -> refunded; any other move is a 409.",

@@ -14,7 +14,6 @@ from rps_port.api.routers.common import (
     DEFAULT_PAGE,
     DETAIL_ERRORS,
     READ_ERRORS,
-    WRITE_ERRORS,
     CreatedAfter,
     CreatedBefore,
     Cursor,
@@ -23,6 +22,7 @@ from rps_port.api.routers.common import (
     RefQuery,
     Sort,
     lower,
+    write_responses,
 )
 from rps_port.api.serializers import transaction_out
 from rps_port.auth.principal import Principal
@@ -85,7 +85,7 @@ def build_transactions_router() -> APIRouter:
         "/transactions/{transaction_id}/refund",
         status_code=201,
         response_model=TransactionOut,
-        responses=WRITE_ERRORS,
+        responses=write_responses(201, location=True),
         summary="Refund a charge",
         description="Creates a succeeded refund of a succeeded charge, for `amount` or by default all "
         "that remains refundable; more than remains is a 422. Requires an Idempotency-Key.",
