@@ -14,11 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from rps_port.etl import extjson
 from rps_port.etl.errors import RejectError
-from rps_port.etl.loader import Writer, _q, chunks
+from rps_port.etl.loader import INTEGRITY_ERRORS, Writer, _q, chunks, constraint_of
 from rps_port.etl.mapping import CollectionMapping, MappedDocument, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlFlag, EtlReject
 from rps_port.timeutil import utcnow
@@ -99,7 +98,7 @@ class BatchProcessor:
         try:
             with writer.conn.begin_nested():
                 return self._write(writer, mapped, mapped.docs)
-        except IntegrityError:
+        except INTEGRITY_ERRORS:
             pass
         # A constraint the pre-checks did not foresee: load document by document, rejecting the culprits.
         result = BatchResult(rejects=list(mapped.rejects), skipped=Counter(mapped.skipped))
@@ -107,8 +106,8 @@ class BatchProcessor:
             try:
                 with writer.conn.begin_nested():
                     one = self._write(writer, Mapped(), [(md, doc)], record=False)
-            except IntegrityError as exc:
-                constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or "constraint"
+            except INTEGRITY_ERRORS as exc:
+                constraint = constraint_of(exc)
                 err = RejectError(md.record_id, constraint, "constraint_violation",
                                   f"violates {constraint} in {self.table.name}")
                 result.rejects.append(RejectRecord.of(self.name, err, doc))
@@ -126,14 +125,21 @@ class BatchProcessor:
         result = BatchResult(rejects=list(mapped.rejects), skipped=Counter(mapped.skipped))
         spec = self.cm.spec
         docs = self._resolve_references(writer, docs, result)
-        docs = self._drop_stale(writer, docs, result)
+        docs, any_existing = self._drop_stale(writer, docs, result)
         docs = self._enforce_unique(writer, docs, result)
         rows = [md.row for md, _ in docs]
-        writer.upsert(self.table, rows, self.version)
         ids = [md.row[spec.id] for md, _ in docs]
+        if any_existing:
+            writer.upsert(self.table, rows, self.version)
+        else:
+            # None of these rows exists yet (the usual first load): a straight COPY / INSERT, and no
+            # children to replace. A row someone else inserts meanwhile raises IntegrityError, and the
+            # per-document fallback then takes the upsert path.
+            writer.insert(self.table, rows)
         for child in self.cm.children:
             table = self.tables[child.spec.table]
-            writer.delete_by(table, child.spec.parent_key, ids)
+            if any_existing:
+                writer.delete_by(table, child.spec.parent_key, ids)
             writer.insert(table, [r for md, _ in docs for r in md.children.get(child.spec.table, ())])
         result.loaded_ids = ids
         result.flags = [(md.record_id, flag, detail) for md, _ in docs for flag, detail in md.flags.items()]
@@ -167,15 +173,19 @@ class BatchProcessor:
 
     def _drop_stale(
         self, writer: Writer, docs: list[tuple[MappedDocument, Any]], result: BatchResult
-    ) -> list[tuple[MappedDocument, Any]]:
+    ) -> tuple[list[tuple[MappedDocument, Any]], bool]:
+        """Drop documents older than the target's row; also says whether any row of the batch exists yet."""
+        if not docs:
+            return docs, False
         version = self.version
-        if not version or not docs:
-            return docs
         codec = writer.codec(self.table)
         id_col = self.cm.spec.id
-        existing = dict(writer.select_by_ids(self.table, [id_col, version], id_col, [md.row[id_col] for md, _ in docs]))
+        ids = [md.row[id_col] for md, _ in docs]
+        if not version:
+            return docs, bool(writer.existing_ids(self.table, ids, id_col))
+        existing = dict(writer.select_by_ids(self.table, [id_col, version], id_col, ids))
         if not existing:
-            return docs
+            return docs, False
         kept = []
         for md, doc in docs:
             current = existing.get(md.row[id_col])
@@ -184,7 +194,7 @@ class BatchProcessor:
                 result.skipped["target_newer"] += 1
                 continue
             kept.append((md, doc))
-        return kept
+        return kept, True
 
     def _enforce_unique(
         self, writer: Writer, docs: list[tuple[MappedDocument, Any]], result: BatchResult

@@ -11,6 +11,23 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table
+from sqlalchemy.exc import IntegrityError
+
+try:  # COPY runs on the raw psycopg cursor, so its errors arrive unwrapped
+    from psycopg import IntegrityError as _PgIntegrityError
+
+    INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, _PgIntegrityError)
+except ImportError:  # pragma: no cover - psycopg is a core dependency
+    INTEGRITY_ERRORS = (IntegrityError,)
+
+
+def constraint_of(exc: Exception) -> str:
+    """The violated constraint's name (PostgreSQL says it; SQLite does not)."""
+    for candidate in (exc, getattr(exc, "orig", None)):
+        name = getattr(getattr(candidate, "diag", None), "constraint_name", None)
+        if name:
+            return name
+    return "constraint"
 
 _CHUNK = 900  # SQLite host-parameter budget per IN list (the old 999 limit, with room to spare)
 
