@@ -261,6 +261,8 @@ def dry_run(
         from rps_port.cli.demo import summary_table
 
         console.print(summary_table(result))
+        console.print(f"work directory: {result.workdir}"
+                      + "".join(f"\n  {name}: {path}" for name, path in result.artifacts.items()))
         if result.failed:
             console.print(f"[red]dry-run FAILED at step {result.failed.name}:[/red] {result.failed.detail}")
         elif not result.ok:

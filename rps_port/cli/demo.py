@@ -24,7 +24,7 @@ def summary_table(result) -> Table:
 
 def where_next(result, workdir: Path) -> Panel:
     db = workdir / "rps-port.db"
-    lines = [f"[bold]{name}[/bold]: {path}" for name, path in getattr(result, "artifacts", {}).items()]
+    lines = [f"[bold]{name}[/bold]: {path}" for name, path in result.artifacts.items()]
     lines += [
         "",
         "Look around the rehearsal's database and audit log:",

@@ -59,6 +59,7 @@ class RehearsalResult:
     steps: list[StepResult] = field(default_factory=list)
     plants: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,7 @@ class RehearsalResult:
     def to_json(self) -> dict[str, Any]:
         f = self.failed
         return {"ok": self.ok, "workdir": str(self.workdir), "plants": self.plants, "seconds": round(self.seconds, 2),
-                "failed_step": f.name if f else None, "counts": dict(self.counts()),
+                "failed_step": f.name if f else None, "counts": dict(self.counts()), "artifacts": self.artifacts,
                 "steps": [s.to_json() for s in self.steps]}
 
 
@@ -780,7 +781,7 @@ def run_rehearsal(
             result.steps.append(res)
             narrator.step(res, index)
     result.seconds = time.monotonic() - started
-    result.artifacts = r.artifacts  # type: ignore[attr-defined]
+    result.artifacts = r.artifacts
     return result
 
 
