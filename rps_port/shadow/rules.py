@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rps_port.timeutil import ensure_utc
 
 _TRUNCATE = {"us": None, "ms": 1000, "s": 1_000_000, "min": 60_000_000}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 class Keyed(dict):
@@ -136,14 +137,18 @@ class ShadowRules(BaseModel):
             out = Keyed() if keyed else {}
             ignore = self._ignore
             for k, v in value.items():
+                if ignore.empty and type(v) in _PLAIN:
+                    out[k] = v  # nothing to normalise in a plain scalar: skip the call
+                    continue
                 child = f"{path}[*]" if keyed else (f"{path}.{k}" if path else str(k))
                 if ignore.empty or not ignore(child):
-                    out[k] = self._walk(v, child)
+                    out[k] = v if type(v) in _PLAIN else self._walk(v, child)
             return out
         if isinstance(value, list):
             if path and self._loose(path):
                 return self._walk_loose(loosen(value), path)
-            items = [self._walk(v, f"{path}[*]") for v in value]
+            child = f"{path}[*]"
+            items = [v if type(v) in _PLAIN else self._walk(v, child) for v in value]
             if not self.set_arrays:
                 return items
             is_set, key = self.set_key(path)
