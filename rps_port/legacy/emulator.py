@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rps_port.ids import is_object_id, new_object_id, normalize_object_id
+from rps_port.ids import new_object_id, normalize_object_id
 from rps_port.legacy.emulator_json import dumps
 from rps_port.legacy.emulator_store import LegacyStore, ref
 from rps_port.money import quantize
