@@ -388,4 +388,4 @@ def create_legacy_app(
     return app
 
 
-__all__ = ["EmulatorOptions", "LegacyStore", "create_legacy_app", "is_object_id"]
+__all__ = ["EmulatorOptions", "LegacyStore", "create_legacy_app"]
