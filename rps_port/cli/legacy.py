@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rps_port.cli.common import console, fail, is_ci, settings_or_exit
+from rps_port.legacy.export_worker import ExportWorkerError
 from rps_port.legacy.generate import FORMATS, GenerateError, generate
 from rps_port.legacy.manifest import Manifest
 
@@ -74,7 +75,7 @@ def generate_cmd(
                     out, customers, seed=seed, fmt=fmt, db=db, secret=secret,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
-    except (GenerateError, OSError) as exc:
+    except (GenerateError, ExportWorkerError, OSError) as exc:
         raise fail(str(exc)) from None
     console.print(_summary(manifest, out, time.perf_counter() - started))
 

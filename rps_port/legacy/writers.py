@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import bson
-from bson import Decimal128, ObjectId, json_util
+from bson import Decimal128, Int64, ObjectId, json_util
 from bson.datetime_ms import _datetime_to_millis
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
@@ -75,6 +75,8 @@ def _encode(value: Any, out: Callable[[str], Any]) -> None:
         out("]" if sep == "," else "[]")
     elif kind is int:
         out(f'{{"$numberInt":"{value}"}}' if -_INT32 <= value < _INT32 else f'{{"$numberLong":"{value}"}}')
+    elif kind is Int64:
+        out(f'{{"$numberLong":"{int(value)}"}}')
     elif kind is ObjectId:
         out(f'{{"$oid":"{value}"}}')
     elif kind is datetime:
@@ -95,18 +97,26 @@ def _encode(value: Any, out: Callable[[str], Any]) -> None:
 class CollectionWriter:
     """Streams one collection to the .bson file and/or the export .json file."""
 
-    def __init__(self, bson_path: Path | None, json_path: Path | None) -> None:
+    def __init__(
+        self, bson_path: Path | None, json_path: Path | None, json_sink: Callable[[bytes], None] | None = None
+    ) -> None:
+        """`json_sink`, instead of `json_path`, receives each document's BSON for JSON export elsewhere."""
         self._bson = open(bson_path, "wb", buffering=_BUFFER) if bson_path else None  # noqa: SIM115
         self._json = (
             open(json_path, "w", encoding="utf-8", newline="\n", buffering=_BUFFER)  # noqa: SIM115
             if json_path
             else None
         )
+        self._sink = json_sink
         self.count = 0
 
     def write(self, doc: Mapping[str, Any]) -> None:
-        if self._bson is not None:
-            self._bson.write(bson.encode(doc))
+        if self._bson is not None or self._sink is not None:
+            raw = bson.encode(doc)
+            if self._bson is not None:
+                self._bson.write(raw)
+            if self._sink is not None:
+                self._sink(raw)
         if self._json is not None:
             self._json.write(dumps_canonical(doc))
             self._json.write("\n")

@@ -50,3 +50,22 @@ def test_fast_decimal128_equals_pymongo():
     for value in values:
         fast, reference = decimal128(value), Decimal128(value)
         assert fast.bid == reference.bid and str(fast) == str(reference), value
+
+
+def test_parallel_json_export_writes_the_same_bytes(tmp_path):
+    from rps_port.legacy import generate
+
+    generate(tmp_path / "inline", 250, seed=4, fmt="both", parallel_json=False)
+    generate(tmp_path / "worker", 250, seed=4, fmt="json", parallel_json=True)
+    for name in ("customers", "orders", "transactions"):
+        inline = (tmp_path / "inline" / "export" / f"{name}.json").read_bytes()
+        assert inline and inline == (tmp_path / "worker" / "export" / f"{name}.json").read_bytes()
+
+
+def test_export_worker_failure_is_raised_with_its_cause(tmp_path):
+    from rps_port.legacy.export_worker import ExportWorkerError, JsonExportWorker
+
+    worker = JsonExportWorker({"orders": tmp_path / "no-such-dir" / "orders.json"})
+    with pytest.raises(ExportWorkerError, match="FileNotFoundError"), worker:
+        for _ in range(100):
+            worker.add("orders", bson.encode({"_id": ObjectId(), "pad": "x" * 10_000}))
