@@ -6,13 +6,21 @@ a worker that needs the customer's email or phone looks the customer up when it 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rps_port.domain import Customer, Order, Transaction
+from rps_port.money import quantize
 from rps_port.outbox.models import emit
 from rps_port.timeutil import iso_ms
+
+
+def money_str(value: Decimal, currency: str) -> str:
+    """The amount in the currency's minor unit whatever the backend's scale (NUMERIC(20,4) pads)."""
+    rounded = quantize(value, currency)
+    return format(rounded if rounded == value else value.normalize(), "f")
 
 
 def _attribution(record: Any) -> dict[str, str | None]:
@@ -45,9 +53,9 @@ def order_payload(order: Order) -> dict[str, Any]:
         "customer_id": order.customer_id,
         "status": order.status,
         "currency": order.currency,
-        "subtotal": format(order.subtotal, "f"),
-        "tax": format(order.tax, "f"),
-        "total": format(order.total, "f"),
+        "subtotal": money_str(order.subtotal, order.currency),
+        "tax": money_str(order.tax, order.currency),
+        "total": money_str(order.total, order.currency),
         "placed_at": iso_ms(order.placed_at) if order.placed_at else None,
     }
 
@@ -64,7 +72,7 @@ def transaction_event(session: AsyncSession, tx: Transaction, event_type: str, *
         "parent_id": tx.parent_id,
         "kind": tx.kind,
         "status": tx.status,
-        "amount": format(tx.amount, "f"),
+        "amount": money_str(tx.amount, tx.currency),
         "currency": tx.currency,
         "provider": tx.provider,
         "failure_code": tx.failure_code,
