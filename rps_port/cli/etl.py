@@ -307,3 +307,12 @@ def rejects_replay(
     else:
         still = ", ".join(f"{k} {v}" for k, v in summary.still_rejected.items()) or "none"
         console.print(f"replayed {summary.attempted}: loaded {summary.loaded}; still rejected: {still}")
+
+
+def _register_sync_commands() -> None:
+    from rps_port.cli import etl_sync
+
+    app.command("verify")(etl_sync.verify)
+
+
+_register_sync_commands()

@@ -17,6 +17,7 @@ TABLE_MODULES = [
     "rps_port.outbox.state",
     "rps_port.usage.models",
     "rps_port.shadow.models",
+    "rps_port.etl.sync_models",
 ]
 
 

@@ -1,0 +1,31 @@
+"""A small generated legacy dataset, backfilled once per test into a fresh target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from rps_port.db import make_engine
+from rps_port.etl import load_mapping, open_source, run_backfill
+from rps_port.legacy.generate import generate
+
+
+@pytest.fixture(scope="session")
+def sync_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 customers (~1,300 documents) as a mongodump and mongoexport."""
+    out = tmp_path_factory.mktemp("legacy-sync")
+    generate(out, 120, seed=21, fmt="both")
+    return out
+
+
+@pytest.fixture
+def loaded(db_url: str, sync_dataset: Path) -> Engine:
+    """A target holding the backfill of `sync_dataset`."""
+    engine = make_engine(db_url)
+    source = open_source(sync_dataset)
+    summary = run_backfill(engine, source, load_mapping())
+    assert summary.balanced
+    yield engine
+    engine.dispose()
