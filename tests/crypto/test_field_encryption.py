@@ -116,8 +116,9 @@ def test_rotation_is_resumable_and_converts_plaintext_and_legacy(db_url, ring):
     by_col = {s.column: s for s in rest}
     assert sum(s.changed for s in first + rest) == 15 and all(not s.failed for s in rest)
     assert by_col["customers.tax_id"].converted_legacy == 1
-    assert key_usage(engine) == {"customers.phone": {"key:k2": 5}, "customers.tax_id": {"key:k2": 5},
-                                 "transactions.card_last4": {"key:k2": 5}}
+    usage = key_usage(engine)  # other components' encrypted columns (e.g. ETL rejects) are empty here
+    assert {c: usage[c] for c in ("customers.phone", "customers.tax_id", "transactions.card_last4")} == {
+        "customers.phone": {"key:k2": 5}, "customers.tax_id": {"key:k2": 5}, "transactions.card_last4": {"key:k2": 5}}
     set_keyring(KeyRing.parse(K2))  # the old key can go now
     with Session(engine) as s:
         assert s.get(Customer, ids[0]).tax_id == "PLAIN-1"
