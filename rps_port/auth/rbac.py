@@ -81,7 +81,7 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.loads(text)
         return yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise PolicyError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from None
 
 
 @lru_cache(maxsize=8)
