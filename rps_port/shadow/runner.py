@@ -86,7 +86,8 @@ class _Run:
         self.skipped: list[str] = []
 
     async def _get(self, client: httpx.AsyncClient, side: str, target: str, token: str,
-                   method: str = "GET", params: dict[str, str] | None = None, body: Any = None) -> tuple[int, Any]:
+                   method: str = "GET", params: dict[str, str] | None = None, body: Any = None,
+                   raw: list[bytes] | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"}
         if method == "POST":
             headers["Idempotency-Key"] = uuid.uuid4().hex
@@ -101,6 +102,8 @@ class _Run:
             raise SideError(side, "throttled (HTTP 429)")
         if side == "legacy" and resp.status_code >= 500:
             raise SideError(side, f"HTTP {resp.status_code}")
+        if raw is not None:
+            raw.append(resp.content)
         if method == "HEAD" or not resp.content:
             return resp.status_code, None
         try:
@@ -111,12 +114,20 @@ class _Run:
             raise SideError(side, f"HTTP {resp.status_code} answer is not JSON") from None
 
     async def _legacy(self, r: Route, entry: CorpusEntry, token: str, clock: list[float],
-                      client: httpx.AsyncClient | None = None) -> Answer:
-        status, body = await self._get(client or self.legacy, "legacy", entry.legacy_target, token, entry.method)
+                      memo: dict[tuple[int, bytes], Answer], client: httpx.AsyncClient | None = None) -> Answer:
+        """A legacy answer in canonical form; byte-identical answers within one request (the noise
+        read, the race re-read of an unchanged legacy) share one canonicalisation."""
+        raw: list[bytes] = []
+        status, body = await self._get(client or self.legacy, "legacy", entry.legacy_target, token, entry.method,
+                                       raw=raw)
+        key = (status, raw[0] if raw else b"")
+        if key in memo:
+            return memo[key]
         start = time.perf_counter()
         ans = legacy_answer(r.kind, r.resource, status, body, self.legacy_side, self.rules)
         if r.kind == "list" and isinstance(body, dict) and isinstance(body.get("limit"), int):
             ans.limit = body["limit"]
+        memo[key] = ans
         clock[0] += time.perf_counter() - start
         return ans
 
@@ -168,10 +179,11 @@ class _Run:
         async with self.sem:
             started = time.perf_counter()
             clock = [0.0]
+            memo: dict[tuple[int, bytes], Answer] = {}
             try:
-                calls = [self._legacy(r, entry, token, clock), self._new(r, entry, token, clock)]
+                calls = [self._legacy(r, entry, token, clock, memo), self._new(r, entry, token, clock)]
                 if cfg.read_legacy_twice:
-                    calls.append(self._legacy(r, entry, token, clock, self.legacy_secondary))
+                    calls.append(self._legacy(r, entry, token, clock, memo, self.legacy_secondary))
                 results = await asyncio.gather(*calls, return_exceptions=True)
                 for res in results:
                     if isinstance(res, BaseException):
@@ -187,7 +199,7 @@ class _Run:
                 clock[0] += time.perf_counter() - start
                 racy = False
                 if diffs and cfg.race_check:
-                    again = await self._legacy(r, entry, token, clock)
+                    again = await self._legacy(r, entry, token, clock, memo)
                     changed = {d.template for _, d in differences(legacy_a, again, self.rules)}
                     racy = bool(changed & {d.template for _, d in diffs})
             except SideError as exc:
