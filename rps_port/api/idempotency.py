@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -180,3 +180,11 @@ async def idempotency_optional(
 
 IdempotencyRequired = Annotated[Idempotency, Depends(idempotency_required)]
 IdempotencyOptional = Annotated[Idempotency, Depends(idempotency_optional)]
+
+
+async def purge_expired(session: AsyncSession, now: datetime | None = None) -> int:
+    """Delete expired keys (indexed on expires_at); returns how many. Run it from a periodic job;
+    expired keys are also replaced on reuse, so skipping it only costs space."""
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= (now or utcnow())))
+    await session.commit()
+    return result.rowcount or 0

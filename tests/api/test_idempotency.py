@@ -99,3 +99,24 @@ async def test_concurrent_distinct_orders_get_distinct_numbers(client, tenants, 
     )
     assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses if r.status_code != 201]
     assert len({r.json()["number"] for r in responses}) == 8
+
+
+async def test_purge_expired_keys(client, tenants, sync_engine, db_url):
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from rps_port.api.context import make_api_engine
+    from rps_port.api.idempotency import purge_expired
+
+    a, _ = tenants
+    now = utcnow()
+    with Session(sync_engine) as s, s.begin():
+        for key, expires in (("old", now - timedelta(minutes=1)), ("fresh", now + timedelta(hours=1))):
+            s.add(IdempotencyKey(org_id=a.org, principal="u", key=key, fingerprint="f" * 64, state="completed",
+                                 response_status=201, created_at=now, expires_at=expires))
+    engine = make_api_engine(db_url)
+    try:
+        async with async_sessionmaker(engine)() as session:
+            assert await purge_expired(session) == 1
+    finally:
+        await engine.dispose()
+    assert count(sync_engine, IdempotencyKey) == 1
