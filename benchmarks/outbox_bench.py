@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import delete
 
@@ -66,7 +66,7 @@ class Drainer:
     """A consumer deleting what arrives, so the queue stays shallow as it does with live workers
     (moto's in-memory queue costs O(depth) per send; an undrained queue measures moto, not us)."""
 
-    def __init__(self, sqs, queue: str) -> None:  # noqa: ANN001
+    def __init__(self, sqs, queue: str) -> None:
         self.sqs, self.queue, self.stop = sqs, queue, threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -93,8 +93,8 @@ def latency(engine, broker, rate: float, seconds: float, poll: float, batch: int
         s.execute(delete(OutboxEvent))
     lat: list[float] = []
 
-    def record(messages) -> None:  # noqa: ANN001
-        now = datetime.now(timezone.utc)
+    def record(messages) -> None:
+        now = datetime.now(UTC)
         for m in messages:
             created = datetime.fromisoformat(m["created_at"].replace("Z", "+00:00"))
             lat.append((now - created).total_seconds() * 1000)
@@ -203,7 +203,7 @@ def main() -> None:
     backend = "PostgreSQL" if not url.startswith("sqlite") else "SQLite"
     print(f"\nload average {os.getloadavg()[0]:.1f}")
     print(f"outbox relay benchmark - {backend}, batch {args.batch_size}, {os.cpu_count()} cores, "
-          f"{platform.python_implementation()} {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+          f"{platform.python_implementation()} {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':<34}  {'baseline':<16}  note")
     for r in rows:

@@ -45,7 +45,7 @@ def rotate(
     engine = make_engine(settings.database_url)
     ring = get_keyring(engine.dialect.name)
 
-    def progress(stats) -> None:  # noqa: ANN001
+    def progress(stats) -> None:
         if is_ci():
             print_json({"column": stats.column, "changed": stats.changed, "failed": len(stats.failed)})
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Column, Engine, Table, Text, and_, not_, select, type_coerce, update
 
-from rps_port.crypto.fields import FieldCryptoError, PREFIX, decrypt_field, encrypt_field, is_encrypted
+from rps_port.crypto.fields import PREFIX, FieldCryptoError, decrypt_field, encrypt_field, is_encrypted
 from rps_port.crypto.keys import KeyRing
 from rps_port.crypto.types import EncryptedString
 

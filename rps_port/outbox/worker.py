@@ -10,7 +10,6 @@ event sends nothing twice. A handler that fails transiently leaves the delivery 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any

@@ -41,7 +41,7 @@ def build_usage_router(settings: Settings | None = None, *, context: ApiContext 
         clients = principal.clients
         projects = principal.projects
 
-        def run(sync_session):  # noqa: ANN001, ANN202
+        def run(sync_session):
             return usage_report(sync_session, org_id=principal.org_id, since=since, until=until,
                                 group_by=group_by, clients=clients, projects=projects).to_dict()
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-
 from api.conftest import AUDIENCE, ISSUER, SECRET, auth, make_token, seed_tenant
+
 from rps_port.api.app import create_app
 from rps_port.config import load_settings
 from rps_port.crypto.masking import mask_pii

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
-
 from integrations.conftest import fake_sendgrid, fake_twilio  # noqa: F401  (fixtures)
 from integrations.fakes import FakeSendGrid, FakeTwilio
+from sqlalchemy import Engine
+
 from rps_port.db import make_engine, session_scope
 from rps_port.domain.customers import Customer
 from rps_port.domain.orders import Order
@@ -49,7 +49,7 @@ def place_order(engine: Engine, customer_id: str, *, n: int = 1, event: str = "o
     with session_scope(engine) as s:
         o = Order(id=new_object_id(), org_id=ORG, client_id=CLIENT, project_id=PROJECT, number=f"RPS-2026-{n:06d}",
                   customer_id=customer_id, status="placed", currency="USD", subtotal=Decimal("19.99"),
-                  tax=Decimal("0"), total=Decimal("19.99"))
+                  tax=Decimal(0), total=Decimal("19.99"))
         s.add(o)
         s.flush()
         e = emit(s, aggregate_type="order", aggregate_id=o.id, event_type=event,
@@ -120,7 +120,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def sqs_queue(moto_endpoint: str, aws_env) -> str:  # noqa: ANN001
+def sqs_queue(moto_endpoint: str, aws_env) -> str:
     import uuid
 
     import boto3

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from integrations.fakes import Scripted
 from typer.testing import CliRunner
 
-from integrations.fakes import Scripted
 from outbox.conftest import SID, place_order, seed_customer
 from rps_port.cli.main import app as cli
 from rps_port.db import make_engine

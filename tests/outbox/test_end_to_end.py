@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from api.conftest import AUDIENCE, ISSUER, SECRET, auth, make_token, seed_tenant
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.conftest import AUDIENCE, ISSUER, SECRET, auth, make_token, seed_tenant
 from outbox.conftest import make_worker
 from rps_port.api.app import create_app
 from rps_port.config import load_settings
@@ -34,7 +34,7 @@ async def test_place_and_pay_through_the_api(db_url, broker, fake_sendgrid, fake
     tenant = seed_tenant(db_url, customers=1, orders_per_customer=0)
     settings = load_settings(database_url=db_url, jwt_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     app = create_app(settings)
-    headers = lambda: auth(make_token(tenant.org), **{"Idempotency-Key": str(uuid.uuid4())})  # noqa: E731
+    headers = lambda: auth(make_token(tenant.org), **{"Idempotency-Key": str(uuid.uuid4())})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         placed = await client.post("/orders", headers=headers(), json={
             "customer_id": tenant.customers[0], "currency": "USD",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from integrations.fakes import Scripted
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from outbox.conftest import emit_for, fail_charge, make_worker, place_order, seed_customer
-from integrations.fakes import Scripted
 from rps_port.outbox.brokers.inprocess import InProcessBroker
 from rps_port.outbox.models import OutboxEvent
 from rps_port.outbox.relay import Relay

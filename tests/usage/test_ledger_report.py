@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+from api.conftest import AUDIENCE, ISSUER, SECRET, make_token
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from api.conftest import AUDIENCE, ISSUER, SECRET, make_token
 from rps_port.api.app import create_app
 from rps_port.cli.main import app as cli
 from rps_port.config import load_settings
@@ -25,12 +25,12 @@ from rps_port.usage.report import ReportError, usage_report
 
 ORG, OTHER = "6a0000000000000000000001", "6a0000000000000000000002"
 C1, C2, P1 = "6a00000000000000000000c1", "6a00000000000000000000c2", "6a00000000000000000000a1"
-T = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+T = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 def test_catalog_prices_by_date_country_and_model():
     cat = load_catalog()
-    assert cat.quote("sms.sent", "segment", Decimal(3), datetime(2024, 6, 1, tzinfo=timezone.utc), provider="twilio", country="US").cost == Decimal("0.0237")
+    assert cat.quote("sms.sent", "segment", Decimal(3), datetime(2024, 6, 1, tzinfo=UTC), provider="twilio", country="US").cost == Decimal("0.0237")
     assert cat.quote("sms.sent", "segment", Decimal(3), T, provider="twilio", country="US").cost == Decimal("0.0249")
     assert cat.quote("sms.sent", "segment", Decimal(1), T, provider="twilio", country="BR").unit_price == Decimal("0.1000")
     q = cat.quote("llm.tokens", "output_token", Decimal(1234), T, provider="openai", model="gpt-4o")
@@ -80,14 +80,14 @@ def _seed(engine) -> None:
         record_usage(s, idempotency_id="other", type="email.sent", quantity=1, unit="email", provider="sendgrid",
                      org_id=OTHER, occurred_at=T)
         record_usage(s, idempotency_id="old", type="email.sent", quantity=1, unit="email", provider="sendgrid",
-                     org_id=ORG, client_id=C1, occurred_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+                     org_id=ORG, client_id=C1, occurred_at=datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def test_report_groups_and_totals(db_url):
     engine = make_engine(db_url)
     _seed(engine)
     with Session(engine) as s:
-        rep = usage_report(s, org_id=ORG, since=datetime(2026, 1, 1, tzinfo=timezone.utc), group_by="client,type")
+        rep = usage_report(s, org_id=ORG, since=datetime(2026, 1, 1, tzinfo=UTC), group_by="client,type")
         with pytest.raises(ReportError, match="unknown field 'colour'"):
             usage_report(s, org_id=ORG, group_by="colour")
     rows = {(r.key["client"], r.key["type"]): r for r in rep.rows}
