@@ -159,3 +159,22 @@ def test_worker_killed_after_sending_before_ack_sends_nothing_twice(
     assert len(fake_sendgrid.requests) == 2 and len(fake_twilio.requests) == 2
     assert len(fake_sendgrid.effective) == 2 and len(fake_twilio.effective) == 2
     assert counts(engine) == (2, 4, 4)
+
+
+def test_provider_down_for_a_while_and_429_then_200_over_real_brokers(engine, broker_setup, fake_sendgrid, fake_twilio):
+    """SendGrid answers 503 to 7 requests (3 attempts per delivery: two deliveries fail, the broker
+    hands the event out a third time); Twilio answers 429 once. Each message goes out exactly once."""
+    from integrations.fakes import Scripted
+
+    _, _, broker = broker_setup
+    fake_sendgrid.down_for(7)
+    fake_twilio.script.append(Scripted(429, {"code": 20429, "message": "Too Many Requests", "status": 429}, {"Retry-After": "0"}))
+    place_order(engine, seed_customer(engine))
+    Relay(engine, broker).drain()
+    worker = make_worker(engine, broker, fake_sendgrid, fake_twilio, max_deliveries=5)
+    consume_until(worker, lambda: len(fake_sendgrid.accepted) == 1, timeout=30)
+
+    assert [r.status for r in fake_sendgrid.requests] == [503] * 7 + [202]
+    assert [r.status for r in fake_twilio.requests] == [429, 201]  # the SMS went out on the first delivery
+    assert worker.stats.retried == 2 and worker.stats.dead_lettered == 0
+    assert counts(engine) == (1, 2, 2)
