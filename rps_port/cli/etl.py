@@ -136,11 +136,20 @@ def run(
     mapping: MappingOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Range tasks in N local processes (default with --executor process: all cores).")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="local (this process), process, or dask.")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler, tcp://HOST:8786.")] = None,
+    only_range: Annotated[str | None, typer.Option("--range", help="Re-run one range of the job alone: COLLECTION:LO:HI.")] = None,
 ) -> None:
     """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
     from rps_port.etl.backfill import run_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
 
+    if workers or executor or scheduler or only_range:
+        from rps_port.cli.etl_scale import run_with_executor
+
+        return run_with_executor(source, target, collections, batch_size, mapping, db, as_json, workers,
+                                 executor or ("dask" if scheduler else None), scheduler, only_range)
     m = _mapping(mapping)
     url = _target(target)
     src = _source(source, db)
@@ -310,9 +319,11 @@ def rejects_replay(
 
 
 def _register_sync_commands() -> None:
-    from rps_port.cli import etl_sync
+    from rps_port.cli import etl_scale, etl_sync
 
     app.command("verify")(etl_sync.verify)
+    app.command("preflight")(etl_scale.preflight)
+    app.command("sync")(etl_sync.sync)
 
 
 _register_sync_commands()

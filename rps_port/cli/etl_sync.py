@@ -68,3 +68,75 @@ def verify(
                       else f"[red]{len(report.differences)} differences[/red]")
     if not report.clean:
         raise typer.Exit(1)
+
+
+def sync(
+    source: Annotated[str | None, typer.Option(
+        "--source", "-s", help="mongodb:// URI (change stream, or watermark with --mode watermark), or a dump/export folder.")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="A recorded JSONL of change-stream events to apply.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="changestream | watermark (default: changestream for mongodb://, "
+                                                     "watermark for files).")] = "",
+    target: TargetOpt = None,
+    collections: CollectionsOpt = None,
+    mapping: MappingOpt = None,
+    db: DbOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep following, printing the lag; Ctrl-C stops.")] = False,
+    soft_deletes: Annotated[bool, typer.Option("--soft-deletes", help="Apply source deletes as deleted_at.")] = False,
+    capture: Annotated[bool, typer.Option(
+        "--capture-token", help="Only store the change stream's current position (run before the backfill).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply what changed in the source since the last sync (catch up and exit, or --follow)."""
+    from rps_port.etl.changes import ChangeStream, RecordedChanges
+    from rps_port.etl.sync import capture_token, run_sync, run_watermark_sync
+
+    if (source is None) == (events is None):
+        raise fail_exit("give exactly one of --source or --events")
+    m = _mapping(mapping)
+    engine, _ = _engine(_target(target), as_json)
+    delete_mode = "soft" if soft_deletes else "hard"
+    names = _collections(collections)
+
+    def show(event: dict) -> None:
+        if as_json:
+            print_json(event)
+        else:
+            err_console.print(f"sync: {event.get('events', '')} events, upserted {event.get('upserted')}, "
+                              f"deleted {event.get('deleted')}, lag {event.get('lag_seconds', 0)} s")
+
+    if events is not None:
+        result = run_sync(engine, m, RecordedChanges(events), follow=follow, delete_mode=delete_mode,
+                          progress=None if as_json else show)
+    else:
+        src = _source(source, db)
+        live = source.startswith("mongodb")
+        chosen = mode or ("changestream" if live else "watermark")
+        try:
+            if chosen == "changestream":
+                if not live:
+                    raise fail_exit("change streams need a mongodb:// source; use --mode watermark for files")
+                stream = ChangeStream(src.db, names or list(m.collections))
+                if capture:
+                    capture_token(engine, stream)
+                    console.print("stored the change stream's current position; run the backfill, then etl sync")
+                    return
+                result = run_sync(engine, m, stream, follow=follow, delete_mode=delete_mode,
+                                  progress=None if as_json else show)
+            elif chosen == "watermark":
+                result = run_watermark_sync(engine, src, m, names, delete_mode=delete_mode)
+            else:
+                raise fail_exit(f"--mode must be changestream or watermark, not {chosen!r}")
+        finally:
+            src.close()
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        c = result.counts
+        console.print(f"[green]caught up[/green] ({result.mode}): {result.events} events, upserted {c.upserted}, "
+                      f"deleted {c.deleted}, stale ignored {c.stale}, rejected {c.rejected}; lag {result.lag_seconds:.1f} s")
+
+
+def fail_exit(message: str) -> typer.Exit:
+    from rps_port.cli.common import fail
+
+    return fail(message, 2)
