@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bson import json_util
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rps_port.cli.main import app
@@ -17,6 +17,7 @@ from rps_port.etl import load_mapping, open_source, run_backfill
 from rps_port.etl.changes import RecordedChanges
 from rps_port.etl.sync import run_sync, run_watermark_sync, sync_state
 from rps_port.etl.verify import run_verify
+
 from .mongo_script import Recorder, mongo_from_dump
 
 
