@@ -1,0 +1,145 @@
+"""`etl run` with an executor (`--workers`, `--executor`, `--scheduler`, `--range`) and `etl preflight`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from rps_port.cli.common import console, err_console, fail, is_ci, print_json
+from rps_port.cli.etl import (
+    CollectionsOpt,
+    DbOpt,
+    JsonOpt,
+    MappingOpt,
+    SourceOpt,
+    _collections,
+    _engine,
+    _mapping,
+    _plain_progress,
+    _reconciliation_table,
+    _source,
+    _target,
+)
+from rps_port.config import mask_url
+
+
+def retry_command(source: str, url: str, collections: list[str] | None, mapping: Path | None, db: str | None,
+                  selector: str) -> str:
+    """The `etl run` that re-runs one range of the same job (credentials masked: fill them in)."""
+    argv = ["rps-port", "etl", "run", "--source", re.sub(r"//[^@/]*@", "//***@", source), "--target", mask_url(url)]
+    if collections:
+        argv += ["--collections", ",".join(collections)]
+    if mapping:
+        argv += ["--mapping", str(mapping)]
+    if db:
+        argv += ["--db", db]
+    return shlex.join([*argv, "--range", selector])
+
+
+def run_with_executor(
+    source: str, target: str | None, collections: list[str] | None, batch_size: int, mapping: Path | None,
+    db: str | None, as_json: bool, workers: int | None, executor: str | None, scheduler: str | None,
+    only_range: str | None,
+) -> None:
+    from rps_port.etl.executors import LocalExecutor, WorkerSpec, make_executor, run_scaled_backfill
+    from rps_port.etl.progress import JsonProgress, RichProgress
+
+    kind = executor or ("process" if workers else "local")
+    m = _mapping(mapping)
+    url = _target(target)
+    src = _source(source, db)
+    engine, migrated = _engine(url, as_json)
+    names = _collections(collections)
+    spec = WorkerSpec(source, url, db, str(mapping) if mapping else None, batch_size)
+    try:
+        ex = LocalExecutor((engine, src, m)) if kind == "local" else make_executor(kind, workers, scheduler)
+    except (ValueError, OSError) as exc:
+        src.close()
+        raise fail(str(exc), 2) from None
+    try:
+        if as_json or is_ci():
+            result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
+                                         progress=JsonProgress() if as_json else _plain_progress)
+        else:
+            with RichProgress(console) as bar:
+                result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range, progress=bar)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    except KeyError as exc:
+        raise fail(str(exc.args[0]), 2) from None
+    finally:
+        ex.close()
+        src.close()
+    result.summary.migrated = migrated
+    data = result.as_dict()
+    retries = [retry_command(source, url, names, mapping, db, f.selector) for f in result.failures]
+    data["retry_commands"] = retries
+    if as_json:
+        typer.echo(json.dumps({"event": "summary", **data}, default=str))
+    else:
+        summary = result.summary
+        if summary.reconciliations:
+            console.print(_reconciliation_table(data["reconciliation"], f"reconciliation, run {summary.run_id}"
+                                                f"{' (resumed)' if summary.resumed else ''}"))
+        console.print(f"{summary.seconds:.1f} s on {result.executor} x{result.workers}; target {mask_url(url)}")
+        if only_range and not result.failures:
+            console.print(f"range {only_range} done" + ("; the job is complete" if summary.status == "done" else
+                          "; run the same command without --range to finish the job (done ranges are skipped)"))
+    if result.failures:
+        err_console.print(f"[red]error:[/red] {len(result.failures)} range(s) failed; later collections wait. Retry each:")
+        for f, cmd in zip(result.failures, retries, strict=True):
+            err_console.print(f"  {f.selector}: {f.error}\n    {cmd}")
+        raise typer.Exit(1)
+    if summary_unbalanced(result):
+        err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
+        raise typer.Exit(1)
+
+
+def summary_unbalanced(result: Any) -> bool:
+    return result.summary.status == "imbalanced"
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(
+    source: SourceOpt,
+    collections: CollectionsOpt = None,
+    mapping: MappingOpt = None,
+    db: DbOpt = None,
+    sample: Annotated[int, typer.Option("--sample", min=10, help="Documents to map per collection for the throughput.")] = 2000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Workers the backfill will use.")] = 1,
+    docs_per_second: Annotated[float | None, typer.Option(
+        "--docs-per-second", help="Use this measured backfill rate (per worker) instead of sampling.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Before a backfill from a live MongoDB: its estimated duration against the oplog window (ok / warn / refuse)."""
+    from rps_port.etl.preflight import run_preflight
+
+    m = _mapping(mapping)
+    src = _source(source, db)
+    try:
+        report = run_preflight(src, m, _collections(collections), sample=sample, workers=workers,
+                               docs_per_second=docs_per_second)
+    finally:
+        src.close()
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        t = Table("collection", "documents", "sampled", "map docs/s", title="preflight")
+        for c in report.collections:
+            t.add_row(c.collection, f"{c.documents:,}", f"{c.sampled:,}", f"{c.docs_per_second:,.0f}")
+        console.print(t)
+        window = "none (not a replica set member)" if report.oplog_window_s is None else f"{report.oplog_window_s:,.0f} s"
+        console.print(f"estimated backfill {report.estimated_seconds:,.0f} s with {report.workers} worker(s) "
+                      f"({report.backfill_docs_per_second:,.0f} docs/s); oplog window {window}")
+        colour = {"ok": "green", "warn": "yellow", "refuse": "red"}[report.verdict]
+        console.print(f"[{colour}]{report.verdict}[/{colour}]: {report.reason}")
+    if report.verdict == "refuse":
+        raise typer.Exit(1)

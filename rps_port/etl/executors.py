@@ -1,0 +1,390 @@
+"""Run backfill range tasks in-process, in local processes, or on a Dask cluster.
+
+The parent plans (`start_job`, `plan_ranges`), the executor runs `process_range` per task, the parent
+reconciles (`reconcile`, `finish_job`). Engines and sources do not pickle, so a task carries a
+`WorkerSpec` (URLs and paths) and each worker process opens its own engine, source and mapping once
+(cached per process). Every task is idempotent (checkpointed per batch), so re-running one — after a
+crash, or by hand with `--range` — is always safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, and_, delete, insert, select
+from sqlalchemy.exc import OperationalError
+
+from rps_port.etl.backfill import (
+    DEFAULT_BATCH_SIZE,
+    Job,
+    RangeTask,
+    Reconciliation,
+    RunSummary,
+    finish_job,
+    plan_ranges,
+    process_range,
+    reconcile,
+    rejects_by_reason,
+    start_job,
+)
+from rps_port.etl.mapping import Mapping
+from rps_port.etl.models import EtlCheckpoint
+from rps_port.etl.sources import Source
+from rps_port.etl.sync_models import EtlRangeFailure
+from rps_port.timeutil import utcnow
+
+log = logging.getLogger("rps_port.etl")
+Progress = Callable[[dict[str, Any]], None]
+SQLITE_RETRIES = 20
+
+
+# --------------------------------------------------------------------------- one task, in a worker
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to open its own engine, source and mapping (no secrets: workers read their settings)."""
+
+    source: str
+    target: str
+    db: str | None = None
+    mapping: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@dataclass
+class RangeOutcome:
+    task: RangeTask
+    loaded: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    worker: str = ""
+
+    @property
+    def documents(self) -> int:
+        return self.loaded + self.rejected + self.skipped
+
+
+_opened: dict[WorkerSpec, tuple[Engine, Source, Mapping]] = {}
+_lock = threading.Lock()
+
+
+def _open(spec: WorkerSpec) -> tuple[Engine, Source, Mapping]:
+    from rps_port.db import make_engine
+    from rps_port.etl.mapping import load_mapping
+    from rps_port.etl.sources import open_source
+
+    with _lock:
+        if spec not in _opened:
+            _opened[spec] = (make_engine(spec.target), open_source(spec.source, db=spec.db), load_mapping(spec.mapping))
+        return _opened[spec]
+
+
+def _describe_error(exc: BaseException) -> str:
+    # The driver's own message, not SQLAlchemy's (which appends the statement and its parameters: data).
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _sqlite_busy(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, OperationalError) and isinstance(orig, sqlite3.OperationalError) and (
+        "locked" in str(orig) or "busy" in str(orig))
+
+
+def run_task(engine: Engine, source: Source, mapping: Mapping, job: Job, task: RangeTask,
+             batch_size: int = DEFAULT_BATCH_SIZE) -> RangeOutcome:
+    """Process one range; never raises (a failure comes back as `error`)."""
+    started = time.monotonic()
+    worker = f"{os.getpid()}/{threading.get_ident()}"
+    attempt = 0
+    while True:
+        try:
+            counts = process_range(engine, source, mapping, job, task, batch_size=batch_size)
+            return RangeOutcome(task, counts.loaded, counts.rejected, sum(counts.skipped.values()),
+                                time.monotonic() - started, None, worker)
+        except Exception as exc:
+            # SQLite in WAL mode answers a stale read-then-write transaction with "database is locked" at
+            # once (the busy timeout does not apply); the range resumes from its last committed batch.
+            if _sqlite_busy(exc) and attempt < SQLITE_RETRIES:
+                attempt += 1
+                time.sleep(0.05 * attempt)
+                continue
+            log.warning("range failed", extra={"collection": task.collection, "range_lo": task.lo,
+                                               "range_hi": task.hi, "error": _describe_error(exc)})
+            return RangeOutcome(task, seconds=time.monotonic() - started, error=_describe_error(exc), worker=worker)
+
+
+def run_range(spec: WorkerSpec, job: Job, task: RangeTask) -> RangeOutcome:
+    """The task function executors ship to workers (importable, arguments pickle)."""
+    try:
+        engine, source, mapping = _open(spec)
+    except Exception as exc:
+        return RangeOutcome(task, error=_describe_error(exc), worker=str(os.getpid()))
+    return run_task(engine, source, mapping, job, task, spec.batch_size)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor(Protocol):
+    name: str
+    workers: int
+
+    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]: ...
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """In this process, one range after another, with the caller's engine/source/mapping when given."""
+
+    name = "local"
+    workers = 1
+
+    def __init__(self, opened: tuple[Engine, Source, Mapping] | None = None) -> None:
+        self.opened = opened
+
+    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
+        for task in tasks:
+            if self.opened is None:
+                yield run_range(spec, job, task)
+            else:
+                yield run_task(*self.opened, job, task, spec.batch_size)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """A pool of local processes (spawned, so none inherits the parent's connections)."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
+        futures = {self.pool.submit(run_range, spec, job, t): t for t in tasks}
+        for fut in as_completed(futures):
+            try:
+                yield fut.result()
+            except Exception as exc:  # the worker process died (BrokenProcessPool) or the result did not pickle
+                yield RangeOutcome(futures[fut], error=_describe_error(exc))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Tasks on a Dask distributed cluster (`tcp://HOST:8786`, or a given `distributed.Client`).
+
+    Each Dask worker needs rps-port installed and the same settings (env / rps-port.toml) as the parent:
+    the legacy secret and field keys are read there, never shipped with the task.
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, client: Any = None) -> None:
+        from distributed import Client
+
+        self._own = client is None
+        self.client = client if client is not None else Client(scheduler)
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+
+    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
+        from distributed import as_completed as dask_completed
+
+        futures = {self.client.submit(run_range, spec, job, t, pure=False): t for t in tasks}
+        for fut in dask_completed(list(futures)):
+            try:
+                yield fut.result()
+            except Exception as exc:  # lost worker, scheduler gone, ...
+                yield RangeOutcome(futures[fut], error=_describe_error(exc))
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+def make_executor(kind: str, workers: int | None = None, scheduler: str | None = None) -> Executor:
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers)
+    if kind == "dask":
+        if not scheduler:
+            raise ValueError("--executor dask needs --scheduler tcp://HOST:8786")
+        return DaskExecutor(scheduler)
+    raise ValueError(f"unknown executor {kind!r} (local, process or dask)")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@dataclass(frozen=True)
+class RangeFailure:
+    collection: str
+    lo: str
+    hi: str | None
+    error: str
+
+    @property
+    def selector(self) -> str:
+        """The `--range` value that re-runs this range alone."""
+        return f"{self.collection}:{self.lo}:{self.hi or ''}"
+
+
+def parse_range(text: str) -> tuple[str, str, str | None]:
+    """`COLLECTION:LO:HI` (LO empty = from the start, HI empty = up to the bound) -> (collection, lo, hi)."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0]:
+        raise ValueError(f"--range {text!r}: expected COLLECTION:LO:HI (LO or HI may be empty)")
+    return parts[0], parts[1], parts[2] or None
+
+
+def record_failure(engine: Engine, job: Job, failure: RangeFailure) -> None:
+    table = EtlRangeFailure.__table__
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(and_(table.c.job_id == job.job_id, table.c.collection == failure.collection,
+                                              table.c.range_lo == failure.lo)))
+        conn.execute(insert(table).values(job_id=job.job_id, collection=failure.collection, range_lo=failure.lo,
+                                          range_hi=failure.hi, error=failure.error, failed_at=utcnow()))
+
+
+def clear_failure(engine: Engine, job: Job, task: RangeTask) -> None:
+    table = EtlRangeFailure.__table__
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(and_(table.c.job_id == job.job_id, table.c.collection == task.collection,
+                                              table.c.range_lo == task.lo)))
+
+
+def list_failures(engine: Engine, job_id: str | None = None) -> list[RangeFailure]:
+    table = EtlRangeFailure.__table__
+    query = select(table).order_by(table.c.failed_at)
+    if job_id is not None:
+        query = query.where(table.c.job_id == job_id)
+    with engine.connect() as conn:
+        return [RangeFailure(r.collection, r.range_lo, r.range_hi, r.error) for r in conn.execute(query)]
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class ScaledRun:
+    summary: RunSummary
+    executor: str
+    workers: int
+    failures: list[RangeFailure] = field(default_factory=list)
+    only_range: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.summary.as_dict(), "executor": self.executor, "workers": self.workers,
+                "only_range": self.only_range,
+                "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failures]}
+
+
+def _all_done(engine: Engine, job: Job, names: list[str]) -> bool:
+    cps = EtlCheckpoint.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(cps.c.collection, cps.c.status).where(cps.c.job_id == job.job_id)).all()
+    return {r.collection for r in rows} >= set(names) and all(r.status == "done" for r in rows)
+
+
+def run_scaled_backfill(
+    engine: Engine,
+    source: Source,
+    mapping: Mapping,
+    spec: WorkerSpec,
+    executor: Executor,
+    collections: list[str] | None = None,
+    *,
+    parts: int | None = None,
+    only_range: str | None = None,
+    progress: Progress | None = None,
+) -> ScaledRun:
+    """The backfill with ranges as tasks: plan here, process on `executor`, reconcile here.
+
+    Collections run one after another in `mapping.order()` (a referenced collection is complete before
+    the collections that reference it); the ranges of one collection run in parallel. A failed range is
+    recorded in `etl_range_failures` and stops the run before the next collection; `only_range`
+    (`COLLECTION:LO:HI`) re-runs one range of the same job alone.
+    """
+    started = time.monotonic()
+    names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
+    only = parse_range(only_range) if only_range else None
+    if only and only[0] not in names:
+        raise ValueError(f"--range {only_range!r}: {only[0]!r} is not one of this run's collections ({', '.join(names)})")
+    parts = parts or executor.workers
+    job = start_job(engine, source, mapping, names)
+    if progress is not None:
+        progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
+                  "collections": names, "executor": executor.name, "workers": executor.workers})
+    recs: list[Reconciliation] = []
+    failures: list[RangeFailure] = []
+    try:
+        for name in names:
+            if only and name != only[0]:
+                continue
+            tasks = plan_ranges(engine, source, job, name, parts)
+            if only:
+                chosen = [t for t in tasks if t.lo == only[1] and t.hi == only[2]]
+                if not chosen:
+                    known = ", ".join(f"{name}:{t.lo}:{t.hi or ''}" for t in tasks)
+                    raise ValueError(f"--range {only_range!r} is not a range of job {job.job_id} (its ranges: {known})")
+                tasks = chosen
+            if progress is not None:
+                progress({"event": "collection", "collection": name, "total": source.stats(name).count,
+                          "ranges": len(tasks)})
+            for out in executor.run(spec, job, tasks):
+                if out.error is None:
+                    clear_failure(engine, job, out.task)
+                else:
+                    failure = RangeFailure(name, out.task.lo, out.task.hi, out.error)
+                    record_failure(engine, job, failure)
+                    failures.append(failure)
+                if progress is not None:
+                    progress({"event": "batch", "collection": name, "range": [out.task.lo, out.task.hi],
+                              "documents": out.documents, "loaded": out.loaded, "rejected": out.rejected,
+                              "skipped": out.skipped, "seconds": round(out.seconds, 3), "error": out.error})
+            if failures:
+                break  # later collections reference this one: they wait for the retry
+            if only:
+                continue
+            rec = reconcile(engine, source, job, name)
+            recs.append(rec)
+            if progress is not None:
+                progress({"event": "reconciled", **rec.as_dict()})
+    except BaseException:
+        finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
+        raise
+    if only and not failures and _all_done(engine, job, names):
+        for name in names:  # the retried range was the last one missing: the job is complete
+            recs.append(reconcile(engine, source, job, name))
+        only_done = True
+    else:
+        only_done = not only
+    if failures:
+        status = "failed"
+    elif not only_done:
+        status = "interrupted"  # one range re-run; the next run without --range joins this job
+    else:
+        status = "done" if all(r.balanced for r in recs) else "imbalanced"
+    summary = RunSummary(job.run_id, job.job_id, job.resumed, status, time.monotonic() - started, recs,
+                         rejects_by_reason(engine, names))
+    result = ScaledRun(summary, executor.name, executor.workers, failures, only_range)
+    finish_job(engine, job, status, result.as_dict())
+    return result
