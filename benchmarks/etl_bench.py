@@ -290,7 +290,13 @@ def main() -> None:
             continue
         url = fresh_database(args.postgres_admin_url, variant)
         log(f"{variant}: loading ...")
-        results[variant] = run_child(variant, data, url, None if variant == "etl" else limit)
+        try:
+            results[variant] = run_child(variant, data, url, None if variant == "etl" else limit)
+        except BaseException:
+            drop_database(args.postgres_admin_url, url)
+            if etl_url:
+                drop_database(args.postgres_admin_url, etl_url)
+            raise
         log(f"{variant}: {results[variant]}")
         if variant == "etl":
             etl_url = url
