@@ -111,7 +111,9 @@ def test_uvicorn_access_and_error_logs_are_redacted(log_file):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True))
+    # log_level: other tests in the process may have left uvicorn's loggers at CRITICAL
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True,
+                                           log_level="info"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -190,7 +192,7 @@ def test_uvicorn_default_log_config_is_adopted_on_the_first_request(log_file, ca
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port))  # uvicorn's own LOGGING_CONFIG
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))  # its LOGGING_CONFIG
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
