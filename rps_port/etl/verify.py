@@ -406,10 +406,8 @@ def verify_collection(
     a = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaves)
     b = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaves)
     result.leaves = len(a.count)
-    done = 0
-    for rid, canon in src.documents(doc for _pos, doc in source.scan(collection)):
+    for done, (rid, canon) in enumerate(src.documents(doc for _pos, doc in source.scan(collection)), start=1):
         a.add(rid, document_hash(canon))
-        done += 1
         if progress is not None and done % 10_000 == 0:
             progress({"event": "verify", "collection": collection, "side": "source", "documents": done})
     for rid, canon in tgt.documents():
