@@ -96,13 +96,9 @@ def run_with_executor(
         for f, cmd in zip(result.failures, retries, strict=True):
             err_console.print(f"  {f.selector}: {f.error}\n    {cmd}")
         raise typer.Exit(1)
-    if summary_unbalanced(result):
+    if result.summary.status == "imbalanced":
         err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
         raise typer.Exit(1)
-
-
-def summary_unbalanced(result: Any) -> bool:
-    return result.summary.status == "imbalanced"
 
 
 # --------------------------------------------------------------------------- preflight

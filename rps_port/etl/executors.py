@@ -115,7 +115,7 @@ def run_task(engine: Engine, source: Source, mapping: Mapping, job: Job, task: R
             counts = process_range(engine, source, mapping, job, task, batch_size=batch_size)
             return RangeOutcome(task, counts.loaded, counts.rejected, sum(counts.skipped.values()),
                                 time.monotonic() - started, None, worker)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
             # SQLite in WAL mode answers a stale read-then-write transaction with "database is locked" at
             # once (the busy timeout does not apply); the range resumes from its last committed batch.
             if _sqlite_busy(exc) and attempt < SQLITE_RETRIES:
@@ -131,7 +131,7 @@ def run_range(spec: WorkerSpec, job: Job, task: RangeTask) -> RangeOutcome:
     """The task function executors ship to workers (importable, arguments pickle)."""
     try:
         engine, source, mapping = _open(spec)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - cannot open the source/target: the range fails, reported
         return RangeOutcome(task, error=_describe_error(exc), worker=str(os.getpid()))
     return run_task(engine, source, mapping, job, task, spec.batch_size)
 
@@ -181,7 +181,7 @@ class ProcessExecutor:
         for fut in as_completed(futures):
             try:
                 yield fut.result()
-            except Exception as exc:  # the worker process died (BrokenProcessPool) or the result did not pickle
+            except Exception as exc:  # noqa: BLE001 - the worker process died (BrokenProcessPool) or the result did not pickle
                 yield RangeOutcome(futures[fut], error=_describe_error(exc))
 
     def close(self) -> None:
@@ -211,7 +211,7 @@ class DaskExecutor:
         for fut in dask_completed(list(futures)):
             try:
                 yield fut.result()
-            except Exception as exc:  # lost worker, scheduler gone, ...
+            except Exception as exc:  # noqa: BLE001 - lost worker, scheduler gone, ...
                 yield RangeOutcome(futures[fut], error=_describe_error(exc))
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-from rps_port.db import make_engine
 from rps_port.etl import load_mapping, open_source, run_backfill
 from rps_port.etl.executors import (
     DaskExecutor,
@@ -68,7 +67,7 @@ def test_dask_local_cluster_equals_the_in_process_run(sqlite_url, tmp_path, scal
 
 
 def test_a_resumed_job_keeps_its_ranges_and_a_rerun_changes_nothing(sqlite_url, scale_dataset):
-    engine, mapping, source, first = _scaled(sqlite_url, scale_dataset, LocalExecutor(), parts=3)
+    engine, mapping, _source, first = _scaled(sqlite_url, scale_dataset, LocalExecutor(), parts=3)
     before = checksums(engine, mapping)
     _, _, _, again = _scaled(sqlite_url, scale_dataset, LocalExecutor(), parts=3)
     assert again.summary.status == "done" and checksums(engine, mapping) == before
