@@ -15,7 +15,7 @@ from rps_port.legacy.export_worker import ExportWorkerError
 from rps_port.legacy.generate import FORMATS, GenerateError, generate
 from rps_port.legacy.manifest import Manifest
 
-app = typer.Typer(help="The legacy RPS: synthetic data and (later) an emulator of its REST API.", no_args_is_help=True)
+app = typer.Typer(help="The legacy RPS: synthetic data and an emulator of its REST API.", no_args_is_help=True)
 
 
 def _summary(manifest: Manifest, out: Path, seconds: float) -> Table:
