@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rps_port.cutover.evidence import Metrics, RecordedEvidence, ShadowStats, SyncLag
+from rps_port.cutover.evidence import Metrics, RecordedEvidence, ShadowStats, SyncLag, VerifyResult
 from rps_port.timeutil import ensure_utc, utcnow
 
 PLANTS = ("row-changed", "shadow-mismatch", "sync-lag", "lost-write")
@@ -259,10 +259,12 @@ class Rehearsal:
         self.need("rps_port.legacy.emulator:create_legacy_app", "rps_port.api.app:create_app")
         from rps_port.api.app import create_app
         from rps_port.cutover.serving import serve_in_thread
-        from rps_port.legacy.emulator import create_legacy_app
+        from rps_port.legacy.emulator import LegacyStore, create_legacy_app
 
         s = self._settings()
-        self.legacy_url = self.stack.enter_context(serve_in_thread(create_legacy_app(self.data, jwt_secret=self.jwt_secret)))
+        self.legacy_store = LegacyStore(self.data)
+        legacy_app = create_legacy_app(self.data, jwt_secret=self.jwt_secret, store=self.legacy_store)
+        self.legacy_url = self.stack.enter_context(serve_in_thread(legacy_app))
         self.settings = s.model_copy(update={"legacy_url": self.legacy_url})
         self.new_url = self.stack.enter_context(serve_in_thread(create_app(self.settings)))
         routed = self.settings.model_copy(update={"cutover_routing": True})
@@ -305,8 +307,6 @@ class Rehearsal:
 
             self.order_ids = [r[0] for r in conn.execute(text(
                 "SELECT id FROM orders WHERE org_id = :org AND deleted_at IS NULL ORDER BY id"), {"org": self.org})]
-        if "row-changed" in self.plants:
-            self._plant_row_changed()
         return (f"{loaded:,} documents loaded, every collection reconciles (source = loaded + rejected + skipped)",
                 summary.as_dict())
 
@@ -321,9 +321,45 @@ class Rehearsal:
                          {"p": format(Decimal(str(price)) + Decimal("0.01"), "f"), "o": oid})
         self.say.say(f"    [magenta]planted:[/magenta] order {oid} item 0 unit_price +0.01 in SQL")
 
+    def legacy_write(self, collection: str, doc_id: Any, fields: dict[str, Any]) -> None:
+        """A write by the legacy app: its MongoDB and the API the emulator serves both see it."""
+        self.mongo[collection].update_one({"_id": doc_id}, {"$set": fields})
+        store = getattr(self, "legacy_store", None)
+        if store is not None:
+            from rps_port.legacy.emulator_store import ref
+
+            doc = store.collections[collection].by_id.get(ref(doc_id))
+            if doc is not None:
+                doc.update(fields)
+
+    def _source(self) -> Any:
+        from rps_port.etl.sources import open_source
+
+        return open_source("mongodb://rehearsal", client=self.mongo.client, db="rps")
+
     def step_sync(self) -> tuple[str, dict]:
         self._need_etl("sync")
-        raise Unavailable("no sync entry point recognised")  # replaced once the ETL sync API is known
+        from rps_port.etl.sync import run_watermark_sync
+
+        # the legacy app keeps writing during the migration
+        changed = []
+        for doc in self.mongo["customers"].find({"deletedAt": None, "name": {"$type": "string"}}).limit(2):
+            self.legacy_write("customers", doc["_id"], {"name": doc["name"] + " (renamed in legacy)",
+                                                         "updatedAt": utcnow()})
+            changed.append(f"customers/{doc['_id']}")
+        result = run_watermark_sync(self.engine, self._source(), self.mapping)
+        counts = result.counts  # documents the backfill rejected are seen again (no version in SQL) and re-rejected
+        with self.engine.connect() as conn:
+            from sqlalchemy import text
+
+            missing = [c for c in changed if not conn.execute(
+                text("SELECT 1 FROM customers WHERE id = :i AND name LIKE '%(renamed in legacy)'"),
+                {"i": c.split("/")[1]}).first()]
+        if missing:
+            raise StepFailed("changes made in legacy did not reach SQL: " + ", ".join(missing))
+        return (f"{len(changed)} legacy changes made during the migration applied by the watermark sync "
+                f"({counts.upserted} upserted, {counts.rejected} still rejected, {counts.deleted} deleted, "
+                f"lag {result.lag_seconds:.1f}s)", result.as_dict())
 
     def _need_etl(self, what: str) -> None:
         if self.mapping is None:
@@ -336,30 +372,35 @@ class Rehearsal:
             raise Unavailable(f"the ETL's {label} ({module}, issue 4) is not in this build")
 
     def measure_lag(self) -> SyncLag:
-        """Seconds the target is behind the source: newest source version (through the mapping) minus
-        the newest version the target holds (`src_updated_at`)."""
+        """How far SQL is behind legacy: the age of the oldest source change (version read through the
+        mapping) that the target does not hold yet; 0 when every change is applied."""
+        from datetime import datetime
+
         from sqlalchemy import text
 
-        newest_src = newest_dst = None
+        now, oldest = utcnow(), None
         for name in self.mapping.order():
-            coll = self.mapping.collection(name)
+            table = self.mapping.collection(name).table
+            with self.engine.connect() as conn:
+                held = {rid: v for rid, v in conn.execute(text(f"SELECT id, src_updated_at FROM {table}"))}  # noqa: S608
             for doc in self.mongo[name].find():
                 try:
-                    v = self.mapping.map_document(name, doc).row.get("src_updated_at")
-                except Exception:
+                    mapped = self.mapping.map_document(name, doc)
+                except Exception:  # noqa: BLE001 - rejected documents are accounted for by the backfill
                     continue
-                if v is not None and (newest_src is None or ensure_utc(v) > newest_src):
-                    newest_src = ensure_utc(v)
-            with self.engine.connect() as conn:
-                v = conn.execute(text(f"SELECT MAX(src_updated_at) FROM {coll.table}")).scalar()
-            if v is not None:
-                from datetime import datetime
-
-                v = ensure_utc(v if isinstance(v, datetime) else datetime.fromisoformat(str(v)))
-                if newest_dst is None or v > newest_dst:
-                    newest_dst = v
-        lag = max(0.0, (newest_src - newest_dst).total_seconds()) if newest_src and newest_dst else 0.0
-        return SyncLag(lag, "watermark: newest source updatedAt vs newest target src_updated_at", utcnow())
+                version = mapped.row.get("src_updated_at")
+                if version is None:
+                    continue
+                version = ensure_utc(version)
+                have = held.get(mapped.record_id)
+                if have is not None:
+                    have = ensure_utc(have if isinstance(have, datetime) else datetime.fromisoformat(str(have)))
+                if mapped.record_id in held and have is not None and have >= version:
+                    continue
+                if oldest is None or version < oldest:
+                    oldest = version
+        lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        return SyncLag(lag, "oldest legacy change not yet in SQL", now)
 
     def step_lag(self) -> tuple[str, dict]:
         if self.mapping is None:
@@ -372,18 +413,36 @@ class Rehearsal:
         if self.evidence.lag.seconds > bound:
             raise StepFailed(f"target is {self.evidence.lag.seconds:,.0f}s behind the source (bound {bound:g}s): "
                              "changes in legacy MongoDB are not in SQL; run the sync")
-        return f"target is {self.evidence.lag.seconds:.1f}s behind the source ({self.evidence.lag.source})", {
+        return f"SQL is {self.evidence.lag.seconds:.1f}s behind legacy ({self.evidence.lag.source})", {
             "lag_seconds": self.evidence.lag.seconds}
 
     def _plant_sync_lag(self) -> None:
-        doc = self.mongo["customers"].find_one({"deletedAt": None, "name": {"$type": "string"}})
-        self.mongo["customers"].update_one({"_id": doc["_id"]}, {"$set": {"name": "Changed After Sync",
-                                                                       "updatedAt": utcnow()}})
+        doc = next(d for d in self.mongo["customers"].find({"deletedAt": None, "name": {"$type": "string"}})
+                   if "(renamed in legacy)" not in d["name"])  # a record the sync step did not just touch
+        from datetime import timedelta
+
+        # changed ten minutes ago in legacy, and the sync has not applied it
+        self.legacy_write("customers", doc["_id"], {"name": "Changed After Sync",
+                                                     "updatedAt": utcnow() - timedelta(minutes=10)})
         self.say.say(f"    [magenta]planted:[/magenta] customer {doc['_id']} changed in legacy and not synced")
 
     def step_verify(self) -> tuple[str, dict]:
         self._need_etl("verify")
-        raise Unavailable("no verify entry point recognised")
+        from rps_port.etl.verify import run_verify
+
+        if "row-changed" in self.plants and not self.available.get("verify"):
+            self._plant_row_changed()  # a row changed in SQL by something else than the ETL
+        report = run_verify(self.engine, self._source(), self.mapping)
+        checked = sum(max(c.expected_rows, c.source_documents) for c in report.collections)
+        self.evidence.verify = VerifyResult(report.finished_at, len(report.differences), checked,
+                                            f"etl verify {report.id}")
+        self.available["verify"] = True
+        if not report.clean:
+            shown = "; ".join(f"{d.kind} {d.collection}/{d.record_id} {','.join(d.columns)}".rstrip()
+                              for d in report.differences[:5])
+            raise StepFailed(f"{len(report.differences)} difference(s) between MongoDB and SQL: {shown}")
+        return f"{checked:,} records compared through the mapping: no missing, extra or different row", {
+            "collections": [c.as_dict() for c in report.collections]}
 
     def step_shadow(self) -> tuple[str, dict]:
         self.need("rps_port.shadow.runner:run_shadow", "rps_port.shadow.corpus:sample_corpus")

@@ -126,20 +126,23 @@ def _same(mapping: Any, collection: str, legacy: dict[str, Any], parent: dict[st
 
 
 def _mark_synced(engine: Engine, mapping: Any, collection: str, parent: dict[str, Any]) -> None:
-    """Record that legacy now holds this version of the row, so the next reverse sync (or ETL sync)
-    does not take the version it just wrote for a change made in legacy. `updated_at` is set to
-    itself so its on-update default does not fire, and guards against a write in between."""
+    """Make the row say what legacy now holds: its times at BSON's millisecond precision, and
+    `src_updated_at` = the version written, so the next reverse sync (or ETL sync) does not take its
+    own write for a change made in legacy. Guarded by `updated_at`, so a write in between wins."""
     from sqlalchemy import update
 
     from rps_port.domain.registry import load_metadata
+    from rps_port.domain.types import UTCDateTime
 
     t = load_metadata().tables[mapping.collection(collection).table]
     version = parent.get("updated_at")
     if version is None:
         return
+    values = {c.name: _norm(parent[c.name]) for c in t.columns
+              if isinstance(c.type, UTCDateTime) and parent.get(c.name) is not None}
+    values["src_updated_at"] = _norm(version)
     with engine.begin() as conn:
-        conn.execute(update(t).where(t.c.id == parent["id"], t.c.updated_at == version)
-                     .values(src_updated_at=_norm(version), updated_at=version))
+        conn.execute(update(t).where(t.c.id == parent["id"], t.c.updated_at == version).values(**values))
 
 
 def reverse_sync(

@@ -17,6 +17,7 @@ from rps_port.cutover.evidence import (
     Metrics,
     ShadowStats,
     SyncLag,
+    VerifyResult,
     load_evidence_file,
     wilson_upper,
 )
@@ -148,12 +149,53 @@ def metrics_between(before: tuple[int, int, dict[float, float]] | None, after: t
     return metrics_from_counts(after[0] - before[0], after[1] - before[1], buckets, source=source)
 
 
+class EtlEvidence:
+    """What the ETL records in the target: sync positions with their lag (`etl_sync_state`) and the
+    latest verify run (`etl_verify_runs`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def sync_lag(self) -> SyncLag | None:
+        try:
+            from rps_port.etl.sync import sync_state
+
+            states = [s for s in sync_state(self.engine) if s.get("lag_seconds") is not None]
+        except Exception:  # noqa: BLE001 - ETL not installed or not migrated: no evidence
+            return None
+        if not states:
+            return None
+        worst = max(states, key=lambda s: s["lag_seconds"])
+        return SyncLag(float(worst["lag_seconds"]), f"etl_sync_state {worst['collection']} ({worst['mode']})",
+                       worst.get("updated_at"))
+
+    def last_verify(self) -> VerifyResult | None:
+        try:
+            from rps_port.etl.verify import last_verify
+
+            run = last_verify(self.engine)
+        except Exception:  # noqa: BLE001
+            return None
+        if run is None:
+            return None
+        cols = (run.summary or {}).get("collections", [])
+        checked = sum(max(c.get("expected_rows", 0), c.get("source_documents", 0)) for c in cols)
+        return VerifyResult(run.finished_at, int(run.differences), checked, f"etl verify {run.id} ({run.mode})")
+
+    def shadow(self) -> None:
+        return None
+
+    def metrics(self) -> None:
+        return None
+
+
 def default_evidence(settings: Any, engine: Engine) -> EvidenceProvider:
     """The evidence file first (when set), then what each component records in the target database."""
     providers: list[EvidenceProvider] = []
     path = settings.cutover_evidence_file
     if path is not None and path.exists():
         providers.append(load_evidence_file(path))
+    providers.append(EtlEvidence(engine))
     providers.append(ShadowTableEvidence(settings.database_url))
     if settings.cutover_metrics_url:
         providers.append(PrometheusEvidence(settings.cutover_metrics_url))

@@ -52,7 +52,7 @@ def test_row_changed_plant_fails_verify(tmp_path: Path):
     if importlib.util.find_spec("rps_port.etl.verify") is None:
         pytest.skip("etl verify is not available yet, so a changed row cannot be caught before shadow")
     result = run_rehearsal(workdir=tmp_path, plants={"row-changed"}, **SMALL)
-    assert result.failed.name == "verify"
+    assert result.failed.name == "verify" and "unit_price" in result.failed.detail, result.failed.detail
 
 
 @pytest.mark.slow
