@@ -51,7 +51,7 @@ def demo_env(work: Path) -> dict[str, str]:
         "RPS_LOG_FILE": str(work / "rps-port.log"),
         # gates the demo environment has no evidence source for (see runbooks/cutover.md), and a shadow
         # threshold a 40-customer corpus can reach
-        "RPS_CUTOVER_DRY_RUN_GATES": "sync_lag,verify,error_rate,p99",
+        "RPS_CUTOVER_DRY_RUN_GATES": "error_rate,p99",
         "RPS_CUTOVER_MAX_MISMATCH_RATE": "0.10",
         "RPS_CUTOVER_MIN_SHADOW_SAMPLE": "20",
         "SOURCE": str(work / "legacy"),
