@@ -28,6 +28,7 @@ from rps_port.timeutil import ensure_utc, utcnow
 PLANTS = ("row-changed", "shadow-mismatch", "sync-lag", "lost-write")
 REHEARSAL_MAX_MISMATCH = 0.10  # a rehearsal-sized sample cannot bound a rate below several percent
 SHADOW_SAMPLE_PER_COLLECTION = 150
+REHEARSAL_MAX_P99_MS = 5000.0
 PROBE_REQUESTS = 120
 
 
@@ -220,6 +221,9 @@ class Rehearsal:
                 database_url=self.db_url, jwt_secret=self.jwt_secret, cutover_audit_log=self.workdir / "audit.jsonl",
                 cutover_max_mismatch_rate=REHEARSAL_MAX_MISMATCH, cutover_min_shadow_sample=20,
                 cutover_min_requests=100, cutover_max_sync_lag_seconds=60.0, cutover_require_approval=False,
+                # everything shares one process on a laptop or CI runner: latency there says nothing about
+                # production, so the p99 gate only catches the pathological (the error-rate gate stays at 1%)
+                cutover_max_p99_ms=REHEARSAL_MAX_P99_MS,
                 cutover_dry_run_gates="", cutover_ramp_steps="1,5,25,50,100", cutover_routing=False,
                 cutover_state_cache_seconds=0,
                 # the rehearsal's own traffic (shadow, probes) is not a portal user: no per-caller rate limit
