@@ -12,13 +12,15 @@ fresh scratch PostgreSQL database:
   share of the 1-worker backfill (the sync's no-change run is measured by the sync's own benchmark);
 - the preflight estimate for this dataset next to the measured 1-worker backfill (checks WRITE_FACTOR).
 
-Prints a table with the issue's targets beside the figures, and the load average (the machine is shared).
+Prints a table with the issue's targets beside the figures, the client CPU seconds of each backfill
+(parent and worker processes; not the PostgreSQL server's), and the load average (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -45,7 +47,12 @@ def dataset(data: Path, customers: int) -> Path:
     return data
 
 
-def backfill(data: Path, url: str, workers: int) -> tuple[float, int, Any]:
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def backfill(data: Path, url: str, workers: int) -> tuple[float, int, Any, float]:
     from rps_port.db import make_engine
     from rps_port.etl import load_mapping, open_source
     from rps_port.etl.executors import ProcessExecutor, WorkerSpec, run_scaled_backfill
@@ -55,22 +62,22 @@ def backfill(data: Path, url: str, workers: int) -> tuple[float, int, Any]:
     for name in source.collections():
         source.stats(name)  # file sources index their ids once; not part of the timed run
     executor = ProcessExecutor(workers)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu()
     try:
         result = run_scaled_backfill(engine, source, mapping, WorkerSpec(str(data), url), executor)
     finally:
-        executor.close()
-    seconds = time.monotonic() - started
+        executor.close()  # joins the workers, so their CPU time is in RUSAGE_CHILDREN
+    seconds, cpu = time.monotonic() - started, _cpu() - cpu
     assert result.summary.status == "done" and not result.failures, result.as_dict()
     docs = sum(r.source_total for r in result.summary.reconciliations)
-    return seconds, docs, engine
+    return seconds, docs, engine, cpu
 
 
 def main() -> None:
     from etl_bench import drop_database, fresh_database
 
     from rps_port.etl import load_mapping, open_source
-    from rps_port.etl.preflight import run_preflight
+    from rps_port.etl.preflight import WRITE_FACTOR, run_preflight
     from rps_port.etl.verify import run_verify
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,15 +95,15 @@ def main() -> None:
         url1 = fresh_database(args.postgres_admin_url, "w1")
         urls.append(url1)
         log("backfill, 1 worker ...")
-        s1, docs, _e1 = backfill(data, url1, 1)
+        s1, docs, _e1, c1 = backfill(data, url1, 1)
         url2 = fresh_database(args.postgres_admin_url, "w2")
         urls.append(url2)
         log("backfill, 2 workers ...")
-        s2, docs2, engine = backfill(data, url2, 2)
+        s2, docs2, engine, c2 = backfill(data, url2, 2)
         assert docs == docs2
         speedup = s1 / s2
-        rows.append(("backfill, 1 worker", f"{s1:.1f} s, {docs / s1:,.0f} docs/s", "", ""))
-        rows.append(("backfill, 2 workers", f"{s2:.1f} s, {docs / s2:,.0f} docs/s", "", ""))
+        rows.append(("backfill, 1 worker", f"{s1:.1f} s, {docs / s1:,.0f} docs/s, client CPU {c1:.0f} s", "", ""))
+        rows.append(("backfill, 2 workers", f"{s2:.1f} s, {docs / s2:,.0f} docs/s, client CPU {c2:.0f} s", "", ""))
         rows.append(("speedup 1 -> 2 workers", f"{speedup:.2f}x", ">= 1.6x", "yes" if speedup >= 1.6 else "NO"))
 
         source, mapping = open_source(data), load_mapping()
@@ -118,7 +125,8 @@ def main() -> None:
 
         log("preflight estimate ...")
         pre = run_preflight(source, mapping, sample=5000)
-        rows.append(("preflight estimate, 1 worker", f"{pre.estimated_seconds:.1f} s (measured {s1:.1f} s)",
+        rows.append(("preflight estimate, 1 worker", (f"{pre.estimated_seconds:.1f} s (measured {s1:.1f} s)"
+                     f", write factor that would match: {s1 / pre.estimated_seconds * WRITE_FACTOR:.1f}"),
                      "within 2x of measured", "yes" if 0.5 <= pre.estimated_seconds / s1 <= 2 else "NO"))
     finally:
         for url in urls:

@@ -27,6 +27,7 @@ from rps_port.cli.etl import (
     _target,
 )
 from rps_port.config import mask_url
+from rps_port.db import is_sqlite
 
 
 def retry_command(source: str, url: str, collections: list[str] | None, mapping: Path | None, db: str | None,
@@ -62,6 +63,9 @@ def run_with_executor(
     except (ValueError, OSError) as exc:
         src.close()
         raise fail(str(exc), 2) from None
+    if ex.workers > 1 and is_sqlite(url) and not as_json:
+        err_console.print("[yellow]note:[/yellow] SQLite has one writer at a time: workers stay correct but "
+                          "do not speed it up (they do on PostgreSQL)")
     try:
         if as_json or is_ci():
             result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,

@@ -290,10 +290,11 @@ class ScaledRun:
     workers: int
     failures: list[RangeFailure] = field(default_factory=list)
     only_range: str | None = None
+    processes: set[int] = field(default_factory=set)  # pids that ran the ranges
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.summary.as_dict(), "executor": self.executor, "workers": self.workers,
-                "only_range": self.only_range,
+                "only_range": self.only_range, "worker_processes": len(self.processes),
                 "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failures]}
 
 
@@ -335,6 +336,7 @@ def run_scaled_backfill(
                   "collections": names, "executor": executor.name, "workers": executor.workers})
     recs: list[Reconciliation] = []
     failures: list[RangeFailure] = []
+    pids: set[int] = set()
     try:
         for name in names:
             if only and name != only[0]:
@@ -350,6 +352,8 @@ def run_scaled_backfill(
                 progress({"event": "collection", "collection": name, "total": source.stats(name).count,
                           "ranges": len(tasks)})
             for out in executor.run(spec, job, tasks):
+                if out.worker:
+                    pids.add(int(out.worker.split("/")[0]))
                 if out.error is None:
                     clear_failure(engine, job, out.task)
                 else:
@@ -385,6 +389,6 @@ def run_scaled_backfill(
         status = "done" if all(r.balanced for r in recs) else "imbalanced"
     summary = RunSummary(job.run_id, job.job_id, job.resumed, status, time.monotonic() - started, recs,
                          rejects_by_reason(engine, names))
-    result = ScaledRun(summary, executor.name, executor.workers, failures, only_range)
+    result = ScaledRun(summary, executor.name, executor.workers, failures, only_range, pids)
     finish_job(engine, job, status, result.as_dict())
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def test_two_worker_processes_equal_the_in_process_run_on_postgresql(pg_db_url, 
     engine, mapping, source, result = _scaled(pg_db_url, scale_dataset, ProcessExecutor(2))
     assert result.failures == [] and result.summary.status == "done" and result.summary.balanced
     assert (result.executor, result.workers) == ("process", 2)
+    assert os.getpid() not in result.processes and len(result.processes) >= 1
     # every collection was split into two ranges, processed by the pool
     assert len(result.as_dict()["reconciliation"]) == 3
     assert checksums(engine, mapping) == reference
@@ -62,6 +64,19 @@ def test_dask_local_cluster_equals_the_in_process_run(sqlite_url, tmp_path, scal
         assert executor.workers == 2
         engine, mapping, source, result = _scaled(sqlite_url, scale_dataset, executor)
     assert result.failures == [] and result.summary.status == "done"
+    assert checksums(engine, mapping) == reference
+    assert run_verify(engine, source, mapping).clean
+
+
+def test_dask_worker_processes_on_postgresql_equal_the_in_process_run(pg_db_url, pg_url, scale_dataset):
+    """Separate Dask worker processes: tasks and outcomes really cross a process boundary (pickled)."""
+    reference = _local_reference(pg_url, scale_dataset)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        engine, mapping, source, result = _scaled(pg_db_url, scale_dataset, DaskExecutor(client=client))
+        worker_pids = set(client.run(os.getpid).values())
+    assert result.failures == [] and result.summary.status == "done" and result.workers == 2
+    assert result.processes <= worker_pids and os.getpid() not in result.processes
     assert checksums(engine, mapping) == reference
     assert run_verify(engine, source, mapping).clean
 
