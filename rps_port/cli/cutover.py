@@ -6,13 +6,15 @@ gh-ost style: every command that changes something only says what it would do un
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from rps_port.cli.common import console, err_console, fail, print_json, settings_or_exit
-from rps_port.cutover.controller import Controller, CutoverError, Move
-from rps_port.cutover.gates import Outcome
+
+if TYPE_CHECKING:  # the controller pulls in SQLAlchemy models: imported when a command runs, not at CLI start
+    from rps_port.cutover.controller import Controller, Move
 
 app = typer.Typer(help="Staged cutover from the legacy RPS to the new side, with gates and rollback.", no_args_is_help=True)
 
@@ -27,6 +29,7 @@ def _controller(actor: str | None = None) -> Controller:
     from sqlalchemy.exc import SQLAlchemyError
 
     from rps_port.config import mask_url
+    from rps_port.cutover.controller import Controller
     from rps_port.cutover.reverse import build_reverse_sync
     from rps_port.cutover.sources import default_evidence
     from rps_port.db import make_engine
@@ -41,6 +44,12 @@ def _controller(actor: str | None = None) -> Controller:
                    "run `rps-port db upgrade` first", 2) from None
     return Controller(settings, engine=engine, evidence=default_evidence(settings, engine),
                       reverse_sync=build_reverse_sync(settings, engine), actor=actor)
+
+
+def _cutover_error() -> type[Exception]:
+    from rps_port.cutover.controller import CutoverError
+
+    return CutoverError
 
 
 def _gate_table(gates: list[dict]) -> Table:
@@ -64,15 +73,15 @@ def _print_move(move: Move, as_json: bool) -> None:
         console.print(f"reverse sync: {rs.summary()}")
         for c in rs.conflicts[:20]:
             console.print(f"  [yellow]conflict[/yellow] {c}")
-    style = "green" if move.outcome == Outcome.PASSED else OUTCOME_STYLE[move.outcome.value]
+    style = OUTCOME_STYLE[move.outcome.value]
     prefix = "" if move.executed else "[dim](dry run)[/dim] "
     console.print(f"{prefix}[{style}]{move.message}[/{style}]")
 
 
 def _exit_for(move: Move) -> None:
-    if move.outcome == Outcome.FAILED:
+    if move.outcome.value == "failed":
         raise typer.Exit(1)
-    if move.outcome == Outcome.INCONCLUSIVE:
+    if move.outcome.value == "inconclusive":
         raise typer.Exit(3)
 
 
@@ -134,7 +143,7 @@ def advance(
     ctl = _controller(actor)
     try:
         move = ctl.advance(to, percent, execute=execute, approved_by=ctl.actor if approve else None)
-    except CutoverError as exc:
+    except _cutover_error() as exc:
         raise fail(str(exc), 2) from None
     _print_move(move, as_json)
     _exit_for(move)
@@ -151,7 +160,7 @@ def rollback(
     ctl = _controller(actor)
     try:
         move = ctl.rollback(to, execute=execute)
-    except CutoverError as exc:
+    except _cutover_error() as exc:
         raise fail(str(exc), 2) from None
     _print_move(move, as_json)
     _exit_for(move)
@@ -163,7 +172,7 @@ def reverse_sync_cmd(execute: bool = ExecuteOpt, actor: str | None = ActorOpt, a
     ctl = _controller(actor)
     try:
         move = ctl.keep_legacy_in_step(execute=execute)
-    except CutoverError as exc:
+    except _cutover_error() as exc:
         raise fail(str(exc), 2) from None
     _print_move(move, as_json)
     _exit_for(move)
