@@ -91,6 +91,9 @@ class _Run:
         headers = {"Authorization": f"Bearer {token}"}
         if method == "POST":
             headers["Idempotency-Key"] = uuid.uuid4().hex
+        elif side == "new":
+            # A routed app (cutover) would otherwise proxy reads of legacy-stage cohorts to legacy itself.
+            headers["X-RPS-Serve"] = "new"
         try:
             resp = await client.request(method, target, headers=headers, params=params,
                                         json=body if method == "POST" else None)

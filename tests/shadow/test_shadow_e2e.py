@@ -282,3 +282,22 @@ def test_noise_read_can_go_to_a_second_legacy_instance(running: Any) -> None:
         report = run_shadow(config(env, corpus, legacy_secondary_url=secondary.url))
     assert report.totals.mismatches == 0 and report.totals.errors == 0
     assert report.totals.noise_suppressed > 0  # the touched updatedAt was learned from the second instance
+
+
+def test_reads_to_the_new_side_ask_a_routed_app_for_the_new_routers(running: Any) -> None:
+    """Against an app with cutover routing, a read without `X-RPS-Serve: new` would be proxied to legacy."""
+    seen: list[tuple[str, str | None]] = []
+
+    def recording(app: Any) -> Any:
+        async def asgi(scope: dict, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                headers = dict(scope["headers"])
+                seen.append((scope["method"], (headers.get(b"x-rps-serve") or b"").decode() or None))
+            await app(scope, receive, send)
+        return asgi
+
+    env = running(api_wrapper=recording)
+    report = run_shadow(config(env, sample_corpus(env.data_dir, 4, seed=5), read_legacy_twice=False))
+    assert report.totals.compared > 0
+    reads = [serve for method, serve in seen if method == "GET"]
+    assert reads and set(reads) == {"new"}
