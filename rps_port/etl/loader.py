@@ -131,12 +131,18 @@ class Writer:
             return out
         cols = ", ".join(_q(c) for c in columns)
         live = f" AND {_q(deleted)} IS NULL" if deleted else ""
-        # Filter on the first key column (indexed with the rest), then match whole tuples here.
-        first = sorted({k[0] for k in keys})
+        not_null = "".join(f" AND {_q(c)} IS NOT NULL" for c in columns)
         wanted = set(keys)
-        for part in chunks(first):
-            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {_q(columns[0])} {self._in(len(part))}{live}"
-            for row in self.conn.exec_driver_sql(sql, tuple(part)).fetchall():
+        # Every key column constrained by an IN list (so the unique index is used on both backends and
+        # the answer stays proportional to the batch, never to the table); whole tuples matched here.
+        for part in chunks(sorted(wanted), 400):
+            conds, params = [], []
+            for i, col in enumerate(columns):
+                values = sorted({k[i] for k in part})
+                conds.append(f"{_q(col)} {self._in(len(values))}")
+                params.extend(values)
+            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {' AND '.join(conds)}{not_null}{live}"
+            for row in self.conn.exec_driver_sql(sql, tuple(params)).fetchall():
                 key = tuple(row[1:])
                 if key in wanted:
                     out[key] = row[0]
