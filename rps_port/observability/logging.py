@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rps_port.observability.redaction import Redactor, settings_secrets
+from rps_port.observability.redaction import Redactor, is_sensitive_key, settings_secrets
 
 DEFAULT_CLI_LOG_FILE = "rps-port.log"
 
@@ -34,6 +34,9 @@ _STANDARD = frozenset(
     | {"message", "asctime", "color_message"}
 )
 _HANDLER_NAME = "rps-port"
+# Fields whose values this code produces itself and that can hold nothing sensitive: a route
+# template, a validated request id, the HTTP method. They skip the redactor.
+PLAIN_FIELDS = frozenset({"http_route", "request_id", "method"})
 
 
 # ------------------------------------------------------------------------------------- context
@@ -136,10 +139,12 @@ class RedactionFilter(logging.Filter):
             record.exc_info = None
         if record.stack_info:
             record.stack_info = r.text(record.stack_info)
-        for key in list(vars(record)):
-            if key in _STANDARD or key.startswith("_"):
+        for key, value in list(vars(record).items()):
+            if key in _STANDARD or key.startswith("_") or key in PLAIN_FIELDS:
                 continue
-            setattr(record, key, r.value({key: getattr(record, key)})[key])
+            if (value is None or type(value) in (int, float, bool)) and not is_sensitive_key(key):
+                continue
+            setattr(record, key, r.value({key: value})[key])
         record._rps_redacted = True
         return True
 
@@ -172,7 +177,11 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         out.update(_trace_ids())
-        out.update(self.redactor.value(get_context()))
+        context = _context.get()
+        if context:
+            redact = self.redactor.value
+            for key, value in context.items():
+                out[key] = value if key in PLAIN_FIELDS else redact({key: value})[key]
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value

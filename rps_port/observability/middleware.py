@@ -25,9 +25,30 @@ _log = get_logger("rps_port.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 # request.state attributes other parts set for us
 STATE_PRINCIPALS = ("rps_principal", "principal")  # rps_port.api.deps sets the first
 STATE_RESPONSE_HEADERS = "rps_response_headers"
+
+
+# metric children per label set (all bounded), so a request does not pay `labels()` each time
+_active: dict[str, Any] = {}
+_durations: dict[tuple[str, str, int], Any] = {}
+
+
+def _active_gauge(method_label: str) -> Any:
+    child = _active.get(method_label)
+    if child is None:
+        child = _active[method_label] = metrics.HTTP_SERVER_ACTIVE.labels(method_label)
+    return child
+
+
+def _observe(method_label: str, route: str, status: int, duration: float) -> None:
+    key = (method_label, route, status)
+    child = _durations.get(key)
+    if child is None:
+        child = _durations[key] = metrics.HTTP_SERVER_DURATION.labels(method_label, route, str(status))
+    child.observe(duration)
 
 
 def route_template(scope: dict[str, Any], root_path: str = "") -> str:
@@ -53,9 +74,8 @@ class ObservabilityMiddleware:
         if not self._adopted:
             self._adopted = True
             adopt_server_loggers()  # the server configured its loggers after ours
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = next((v for k, v in scope.get("headers") or () if k == _REQUEST_ID_KEY), b"").decode("latin-1")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         method = scope.get("method", "GET").upper()
         method_label = method if method in _METHODS else "_OTHER"
         root_path = scope.get("root_path", "")
@@ -65,21 +85,20 @@ class ObservabilityMiddleware:
         token = new_context(request_id=request_id, method=method)
         status = 500
         start = time.perf_counter()
-        active = metrics.HTTP_SERVER_ACTIVE.labels(method_label)
+        active = _active_gauge(method_label)
         active.inc()
 
         async def send_wrapper(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
+                extra = [(_REQUEST_ID_KEY, request_id.encode())]
                 for name, value in (state.get(STATE_RESPONSE_HEADERS) or {}).items():
                     extra.append((name.lower().encode("latin-1"), str(value).encode("latin-1")))
-                existing = {k.lower() for k, _ in message.get("headers", [])}
-                message = {
-                    **message,
-                    "headers": list(message.get("headers", [])) + [h for h in extra if h[0] not in existing],
-                }
+                headers = list(message.get("headers", ()))
+                existing = {k.lower() for k, _ in headers}
+                headers.extend(h for h in extra if h[0] not in existing)
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -91,7 +110,7 @@ class ObservabilityMiddleware:
             duration = time.perf_counter() - start
             active.dec()
             route = route_template(scope, root_path)
-            metrics.HTTP_SERVER_DURATION.labels(method_label, route, str(status)).observe(duration)
+            _observe(method_label, route, status, duration)
             bind_principal(next((state[k] for k in STATE_PRINCIPALS if state.get(k) is not None), None))
             if self.access_log:
                 level = 40 if status >= 500 else 20

@@ -67,8 +67,18 @@ def _norm(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
 
+_key_verdicts: dict[str, bool] = {}
+
+
 def is_sensitive_key(key: Any) -> bool:
-    return isinstance(key, str) and _norm(key) in SENSITIVE_KEYS
+    if not isinstance(key, str):
+        return False
+    verdict = _key_verdicts.get(key)
+    if verdict is None:
+        verdict = _norm(key) in SENSITIVE_KEYS
+        if len(_key_verdicts) < 4096:  # keys come from code, but nested data could bring any
+            _key_verdicts[key] = verdict
+    return verdict
 
 
 class Redactor:

@@ -4,7 +4,13 @@
 `configure_tracing(settings)` exports over OTLP/HTTP when `settings.otlp_endpoint` is set;
 `instrument_app(app)`, `instrument_httpx()`, `instrument_engine(engine)` switch on the FastAPI,
 httpx (which also propagates W3C trace context to the legacy proxy and providers) and SQLAlchemy
-instrumentations. Without configuration spans are still created (ids appear in logs) but go nowhere.
+instrumentations.
+
+Spans are recorded only when something can receive them: an exporter is attached (OTLP from
+settings, or a test's in-memory exporter) or the incoming request carries a sampled W3C trace
+context (`traceparent` ...-01), which is honoured (ParentBased sampler) and propagated. Otherwise a
+request gets a cheap non-recording span: its trace and span ids still appear in the log lines and
+in `traceparent` sent downstream (not sampled), but no SDK span, attribute or SQL span is built.
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 SERVICE_NAME = "rps-port"
 _TRACER_NAME = "rps_port"
@@ -49,6 +59,27 @@ class _Fanout(SpanProcessor):
 
 
 _fanout = _Fanout()
+
+
+def exporting() -> bool:
+    """True when at least one exporter (OTLP, a test's in-memory one) receives spans."""
+    return bool(_fanout.processors)
+
+
+class _WhenExporting(Sampler):
+    """Root spans are sampled only while an exporter is attached: nothing is built to be dropped."""
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                      trace_state=None) -> SamplingResult:
+        decision = Decision.RECORD_AND_SAMPLE if _fanout.processors else Decision.DROP
+        return SamplingResult(decision, attributes if decision is Decision.RECORD_AND_SAMPLE else None,
+                              trace_state)
+
+    def get_description(self) -> str:
+        return "RpsPortWhenExporting"
+
+
+SAMPLER = ParentBased(root=_WhenExporting())
 _provider: TracerProvider | None = None
 _otlp_endpoint: str | None = None
 _instrumented: set[str] = set()
@@ -63,7 +94,9 @@ def get_tracer_provider() -> TracerProvider:
             if isinstance(current, TracerProvider):
                 _provider = current
             else:
-                _provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
+                _provider = TracerProvider(
+                    resource=Resource.create({"service.name": SERVICE_NAME}), sampler=SAMPLER
+                )
                 trace.set_tracer_provider(_provider)
             _provider.add_span_processor(_fanout)
         return _provider
@@ -161,6 +194,51 @@ def current_ids() -> tuple[str, str] | None:
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
+_ids = RandomIdGenerator()
+
+
+def should_record() -> bool:
+    """What the sampler would decide for a span started here: the current span's sampled flag when
+    there is one, else whether anything exports."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        return ctx.trace_flags.sampled
+    return bool(_fanout.processors)
+
+
+def attach_unsampled_span() -> object:
+    """Make a fresh non-recording span current (new trace id, not sampled); returns the detach token.
+    Costs two random numbers instead of an SDK span, and keeps trace/span ids in the log lines."""
+    span_context = SpanContext(
+        _ids.generate_trace_id(), _ids.generate_span_id(), is_remote=False, trace_flags=TraceFlags(0)
+    )
+    return otel_context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+
+
+class TraceGate:
+    """Sends a request through the OpenTelemetry ASGI middleware only when its span would be recorded
+    (an exporter is attached, or a `traceparent` arrived: the sampler honours its flag). `.app` is
+    the instrumented path, so FastAPI still sees the contrib instrumentation and stays out."""
+
+    def __init__(self, instrumented: Any) -> None:
+        self.app = instrumented
+        self.plain = instrumented.app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if _fanout.processors or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        for name, _ in scope.get("headers") or ():
+            if name == b"traceparent":
+                await self.app(scope, receive, send)
+                return
+        token = attach_unsampled_span()
+        try:
+            await self.plain(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+
 # ---------------------------------------------------------------------------------------- instrumentation
 
 
@@ -177,6 +255,15 @@ def instrument_app(app: Any) -> None:
         excluded_urls="/metrics,/healthz,/readyz,/livez",
         exclude_spans=["receive", "send"],
     )
+    instrumented_build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        stack = instrumented_build()
+        if type(getattr(stack, "app", None)).__name__ == "OpenTelemetryMiddleware":
+            stack.app = TraceGate(stack.app)
+        return stack
+
+    app.build_middleware_stack = build_middleware_stack
     app.state._rps_otel = True
 
 
@@ -196,8 +283,6 @@ def instrument_engine(engine: Any) -> None:
 
     Uses the instrumentation's per-engine tracer directly: the global instrumentor patches
     create_engine once and then ignores further engines (and pins sqlalchemy < 2.1)."""
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-
     sync_engine = getattr(engine, "sync_engine", engine)
     if getattr(sync_engine, "_rps_otel", False):
         return
@@ -205,5 +290,29 @@ def instrument_engine(engine: Any) -> None:
 
     # connection-pool usage goes to Prometheus through our own metrics, not OTel metrics
     usage = NoOpMeter("rps_port").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(get_tracer_provider().get_tracer("opentelemetry.instrumentation.sqlalchemy"), sync_engine, usage)
+    _lean_engine_tracer()(
+        get_tracer_provider().get_tracer("opentelemetry.instrumentation.sqlalchemy"), sync_engine, usage
+    )
     sync_engine._rps_otel = True
+
+
+@functools.cache
+def _lean_engine_tracer() -> type:
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    class LeanEngineTracer(EngineTracer):
+        """Skips statements whose span would not be recorded (before computing its name and
+        attributes), and the pool-usage bookkeeping, which only fed a no-op meter."""
+
+        def _before_cur_exec(self, conn, cursor, statement, params, context, executemany):
+            if not should_record():
+                return statement, params
+            return super()._before_cur_exec(conn, cursor, statement, params, context, executemany)
+
+        @classmethod
+        def _register_event_listener(cls, target, identifier, func, *args, **kw):
+            if identifier in ("connect", "close", "checkin", "checkout"):
+                return
+            super()._register_event_listener(target, identifier, func, *args, **kw)
+
+    return LeanEngineTracer

@@ -22,6 +22,7 @@ from limits.storage import storage_from_string
 from rps_port.observability import metrics
 from rps_port.observability.logging import get_logger
 from rps_port.ratelimit.headers import policy_header, ratelimit_header
+from rps_port.ratelimit.memory import SweepingMemoryStorage
 
 log = get_logger("rps_port.ratelimit")
 KEY_PREFIX = "rps-rl"
@@ -101,7 +102,7 @@ class RateLimiter:
             }
         self._uri, self._options = uri, options
         try:
-            self.storage = storage_from_string(uri, wrap_exceptions=True, **options)
+            self.storage = self._make_storage()
         except Exception as exc:  # noqa: BLE001 - any construction error is a configuration error
             from rps_port.config import mask_url
 
@@ -116,6 +117,11 @@ class RateLimiter:
             for name, item in (("principal", self.principal_item), ("org", self.org_item))
             if item is not None
         ]
+
+    def _make_storage(self) -> Any:
+        if self._uri.startswith("async+memory://"):
+            return SweepingMemoryStorage(self._uri, wrap_exceptions=True)
+        return storage_from_string(self._uri, wrap_exceptions=True, **self._options)
 
     @classmethod
     def from_settings(cls, settings: Any) -> RateLimiter:
@@ -141,7 +147,7 @@ class RateLimiter:
         if self._loop is None:
             self._loop = loop
         elif loop is not self._loop and "memory" not in self._uri:
-            self.storage = storage_from_string(self._uri, wrap_exceptions=True, **self._options)
+            self.storage = self._make_storage()
             self.strategy = MovingWindowRateLimiter(self.storage)
             self._loop = loop
 
