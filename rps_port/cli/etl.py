@@ -144,6 +144,7 @@ def run(
     """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
     from rps_port.etl.backfill import run_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
+    from rps_port.observability.hooks import etl_progress
 
     if workers or executor or scheduler or only_range:
         from rps_port.cli.etl_scale import run_with_executor
@@ -157,10 +158,11 @@ def run(
     try:
         if as_json or is_ci():
             summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size,
-                                   progress=JsonProgress() if as_json else _plain_progress)
+                                   progress=etl_progress(JsonProgress() if as_json else _plain_progress))
         else:
             with RichProgress(console) as bar:
-                summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size, progress=bar)
+                summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size,
+                                       progress=etl_progress(bar))
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
     finally:

@@ -89,6 +89,7 @@ def run(
 ) -> None:
     """Replay a corpus against both sides; exit 1 (fail) or 3 (inconclusive) when an endpoint's
     mismatch upper bound exceeds --max-mismatch-rate."""
+    from rps_port.observability import metrics
     from rps_port.shadow.corpus import CorpusError, Principals, read_corpus, sample_corpus
     from rps_port.shadow.render import render_terminal, write_html, write_junit
     from rps_port.shadow.rules import load_rules
@@ -137,6 +138,7 @@ def run(
         legacy_secret=settings.legacy_secret.get_secret_value(),
     )
     report = _run_with_progress(cfg, run_shadow)
+    metrics.record_shadow_report(report)
     if json_out:
         report.save(json_out)
     if junit_out:

@@ -9,6 +9,7 @@ from rps_port.config import Settings
 from rps_port.db import make_engine
 from rps_port.integrations.sendgrid import SendGridClient
 from rps_port.integrations.twilio import TwilioClient
+from rps_port.observability.hooks import observe_relay, observe_worker
 from rps_port.outbox.brokers import Broker, make_broker
 from rps_port.outbox.handlers import Context, default_handlers
 from rps_port.outbox.models import OutboxEvent
@@ -42,13 +43,14 @@ def build_worker(settings: Settings, *, engine: Engine | None = None, broker: Br
     sendgrid, twilio = provider_clients(settings)
     catalog = load_catalog(str(settings.pricing_catalog) if settings.pricing_catalog else None)
     ctx = Context(engine=engine, sendgrid=sendgrid, twilio=twilio, catalog=catalog)
-    return Worker(ctx, broker or make_broker(settings), default_handlers(), max_deliveries=max_deliveries)
+    worker = Worker(ctx, broker or make_broker(settings), default_handlers(), max_deliveries=max_deliveries)
+    return observe_worker(worker)
 
 
 def build_relay(settings: Settings, *, engine: Engine | None = None, broker: Broker | None = None,
                 batch_size: int = 100) -> Relay:
     engine = engine or make_engine(settings.database_url)
-    return Relay(engine, broker or make_broker(settings), batch_size=batch_size)
+    return observe_relay(Relay(engine, broker or make_broker(settings), batch_size=batch_size))
 
 
 def outbox_status(engine: Engine) -> dict[str, int | str | None]:
