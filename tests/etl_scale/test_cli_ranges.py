@@ -68,3 +68,22 @@ def test_a_range_that_is_not_in_the_job_is_refused_with_its_ranges(sqlite_db_url
     bad = runner.invoke(app, ["etl", "run", "--source", str(scale_dataset), "--target", sqlite_db_url,
                               "--range", "nope::"])
     assert bad.exit_code == 2 and "not one of this run's collections" in bad.output
+
+
+def test_cli_runs_on_a_dask_scheduler(sqlite_db_url, scale_dataset):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        result = runner.invoke(app, ["etl", "run", "--source", str(scale_dataset), "--target", sqlite_db_url, "--json",
+                                     "--scheduler", cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    summary = _summary(result.output)
+    assert summary["executor"] == "dask" and summary["workers"] == 2 and summary["status"] == "done"
+    assert summary["balanced"] and summary["failed_ranges"] == []
+    assert run_verify(make_engine(sqlite_db_url), open_source(scale_dataset), load_mapping()).clean
+
+
+def test_dask_without_a_scheduler_is_refused(sqlite_db_url, scale_dataset):
+    result = runner.invoke(app, ["etl", "run", "--source", str(scale_dataset), "--target", sqlite_db_url,
+                                 "--executor", "dask"])
+    assert result.exit_code == 2 and "--scheduler" in result.output
