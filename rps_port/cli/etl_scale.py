@@ -50,6 +50,7 @@ def run_with_executor(
 ) -> None:
     from rps_port.etl.executors import LocalExecutor, WorkerSpec, make_executor, run_scaled_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
+    from rps_port.observability.hooks import etl_progress
 
     kind = executor or ("process" if workers else "local")
     m = _mapping(mapping)
@@ -69,10 +70,11 @@ def run_with_executor(
     try:
         if as_json or is_ci():
             result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
-                                         progress=JsonProgress() if as_json else _plain_progress)
+                                         progress=etl_progress(JsonProgress() if as_json else _plain_progress))
         else:
             with RichProgress(console) as bar:
-                result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range, progress=bar)
+                result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
+                                             progress=etl_progress(bar))
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     except KeyError as exc:
