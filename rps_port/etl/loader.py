@@ -133,20 +133,25 @@ class Writer:
         live = f" AND {_q(deleted)} IS NULL" if deleted else ""
         not_null = "".join(f" AND {_q(c)} IS NOT NULL" for c in columns)
         wanted = set(keys)
-        # Every key column constrained by an IN list (so the unique index is used on both backends and
-        # the answer stays proportional to the batch, never to the table); whole tuples matched here.
+        # The lookup is answered from the unique index and stays proportional to the batch, never to
+        # the table; whole tuples are matched here.
         for part in chunks(sorted(wanted), 400):
-            conds, params = [], []
-            for i, col in enumerate(columns):
-                values = sorted({k[i] for k in part})
-                conds.append(f"{_q(col)} {self._in(len(values))}")
-                params.extend(values)
-            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {' AND '.join(conds)}{not_null}{live}"
+            where, params = self._key_filter(columns, part)
+            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {where}{not_null}{live}"
             for row in self.conn.exec_driver_sql(sql, tuple(params)).fetchall():
                 key = tuple(row[1:])
                 if key in wanted:
                     out[key] = row[0]
         return out
+
+    def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+        """SQLite: an IN list per key column (its planner probes the index with both)."""
+        conds, params = [], []
+        for i, col in enumerate(columns):
+            values = sorted({k[i] for k in keys})
+            conds.append(f"{_q(col)} {self._in(len(values))}")
+            params.extend(values)
+        return " AND ".join(conds), params
 
     def delete_by(self, table: Table, key: str, ids: Sequence[Any]) -> None:
         for part in chunks(list(ids)):
@@ -206,6 +211,13 @@ class PostgresWriter(Writer):
 
     def _in(self, n: int) -> str:
         return "IN (" + ",".join(["%s"] * n) + ")"
+
+    def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+        """PostgreSQL: a row-value IN list, planned as one unique-index probe per key (BitmapOr);
+        separate IN lists let it filter the second column after scanning all of the first's rows."""
+        row = "(" + ",".join(["%s"] * len(columns)) + ")"
+        cols = ", ".join(_q(c) for c in columns)
+        return f"({cols}) IN ({','.join([row] * len(keys))})", [v for k in keys for v in k]
 
     def _copy(self, target: str, names: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
         cols = ", ".join(_q(n) for n in names)
