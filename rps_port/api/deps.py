@@ -4,10 +4,12 @@ routers use on top of them (permissions, tenancy)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rps_port.api.context import context_of
@@ -28,8 +30,17 @@ def unauthorized() -> HTTPException:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """An AsyncSession for this request. Handlers commit explicitly; anything uncommitted is rolled
     back when the request ends. Override with `app.dependency_overrides[get_session] = ...`."""
-    async with context_of(request).sessionmaker() as session:
+    session = context_of(request).sessionmaker()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except DBAPIError:
+            # The database went away after the answer was sent (the end-of-request ROLLBACK failed):
+            # drop the dead connection from the pool instead of failing a response already on its way.
+            with suppress(DBAPIError):
+                await session.invalidate()
 
 
 async def get_principal(
