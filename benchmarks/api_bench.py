@@ -9,7 +9,9 @@ in subprocesses (one worker each):
 
 - full: `rps_port.api.create_app` as `rps-port serve` builds it: JWT (HS256), RBAC, tenancy scope,
   idempotency dependency, problem handlers, and whatever the seams install (logging, metrics,
-  tracing, rate limiting; the limit is raised so that no request is refused, but it is counted).
+  tracing, rate limiting; the limit is raised so that no request is refused, but it is counted),
+  with the JSON access log written to a file at INFO as `rps-port serve` does, and tracing as
+  configured by default (no OTLP exporter: trace ids in the logs, no spans recorded).
 - core: the same app with the seams emptied (JWT, RBAC, tenancy, idempotency dependency, problem
   handling only), to show which layer costs what.
 - bare: one FastAPI app with the same two endpoints, the same engine and SQL statements (keyset
@@ -35,6 +37,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -185,8 +188,14 @@ def serve(mode: str, url: str, port: int) -> None:
             api_app.INSTALLERS.clear()
             api_app.ROUTE_DEPENDENCIES.clear()
             api_app.EXTRA_ROUTERS.clear()
-        app = api_app.create_app(load_settings())
-    logging.disable(logging.WARNING)  # request logs would only measure the terminal
+        settings = load_settings()
+        app = api_app.create_app(settings)
+        if mode == "full":  # as `rps-port serve` does: one JSON access line per request, to a file
+            from rps_port.observability.logging import configure_logging
+
+            configure_logging(settings, log_file=Path(tempfile.gettempdir()) / f"api-bench-full-{os.getpid()}.log")
+    if mode != "full":
+        logging.disable(logging.WARNING)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 
@@ -198,7 +207,7 @@ def start(mode: str, url: str) -> tuple[subprocess.Popen, str]:
         "RPS_JWT_SECRET": SECRET,
         "RPS_RATE_LIMIT": "100000000/minute",
         "RPS_RATE_LIMIT_ORG": "1000000000/minute",
-        "RPS_LOG_LEVEL": "WARNING",
+        "RPS_LOG_LEVEL": "INFO",
     }
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", mode, "--url", url, "--port", str(port)],
@@ -317,6 +326,11 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=15)
+            access_log = Path(tempfile.gettempdir()) / f"api-bench-full-{proc.pid}.log"
+            if access_log.exists():
+                with access_log.open(encoding="utf-8") as f:
+                    log(f"full stack wrote {sum(1 for _ in f):,} JSON log lines")
+                access_log.unlink()
 
     table = Table(title=f"API, {args.orders:,} orders in PostgreSQL, {args.concurrency} in flight, {args.duration:.0f} s each")
     for col in ("endpoint", "stack", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s ratio",

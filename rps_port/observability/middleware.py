@@ -7,9 +7,9 @@ that match no route are grouped under `__unmatched__`, so label cardinality stay
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from rps_port.observability import metrics
@@ -75,7 +75,7 @@ class ObservabilityMiddleware:
             self._adopted = True
             adopt_server_loggers()  # the server configured its loggers after ours
         incoming = next((v for k, v in scope.get("headers") or () if k == _REQUEST_ID_KEY), b"").decode("latin-1")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         method = scope.get("method", "GET").upper()
         method_label = method if method in _METHODS else "_OTHER"
         root_path = scope.get("root_path", "")

@@ -255,6 +255,11 @@ def instrument_app(app: Any) -> None:
         excluded_urls="/metrics,/healthz,/readyz,/livez",
         exclude_spans=["receive", "send"],
     )
+    # FastAPI's own (native) telemetry steps aside for the contrib instrumentation, but only after
+    # walking the middleware stack on every request; switch it off once instead.
+    native = getattr(getattr(app, "_native_telemetry", None), "config", None)
+    if isinstance(native, dict):
+        native.update(tracing=False, metrics=False, logs=False)
     instrumented_build = app.build_middleware_stack
 
     def build_middleware_stack() -> Any:

@@ -10,6 +10,7 @@ q = quota, w = window seconds, r = remaining quota units, t = seconds until quot
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 _TOKEN = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
+@functools.lru_cache(maxsize=64)
 def _name(name: str) -> str:
     if not _TOKEN.match(name):
         raise ValueError(f"policy name {name!r} must be a lower-case token")
@@ -25,6 +27,11 @@ def _name(name: str) -> str:
 
 def policy_header(policies: Iterable[tuple[str, int, int]]) -> str:
     """(name, quota, window_seconds) per policy."""
+    return _policy_header(tuple(policies))
+
+
+@functools.lru_cache(maxsize=64)  # a limiter has one set of policies: the field is the same every time
+def _policy_header(policies: tuple[tuple[str, int, int], ...]) -> str:
     return ", ".join(f"{_name(n)};q={int(q)};w={int(w)}" for n, q, w in policies)
 
 
