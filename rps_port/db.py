@@ -39,7 +39,7 @@ def is_sqlite(url_or_engine: str | URL | Engine | AsyncEngine) -> bool:
     return sync_url(url_or_engine).drivername.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -48,11 +48,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.close()
 
 
+def _sqlite_own_transactions(dbapi_conn, _record) -> None:
+    _sqlite_pragmas(dbapi_conn, _record)
+    # pysqlite's legacy mode opens transactions only before DML, so a SAVEPOINT could start (and its
+    # RELEASE commit) a transaction of its own: rows of a batch committed before their checkpoint.
+    # SQLAlchemy's recipe: switch that off and emit BEGIN ourselves when a transaction begins.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     u = sync_url(url)
     if u.drivername == "sqlite":
         engine = create_engine(u, echo=echo, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_own_transactions)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(u, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
