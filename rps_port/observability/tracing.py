@@ -61,9 +61,15 @@ class _Fanout(SpanProcessor):
 _fanout = _Fanout()
 
 
+# False when the process already had an SDK provider (a host application's): its sampler and
+# exporters decide then, so nothing here skips span creation.
+_own_sampler = True
+
+
 def exporting() -> bool:
-    """True when at least one exporter (OTLP, a test's in-memory one) receives spans."""
-    return bool(_fanout.processors)
+    """True when spans may go somewhere: an exporter of ours (OTLP, a test's in-memory one) is
+    attached, or the provider is a host application's."""
+    return bool(_fanout.processors) or not _own_sampler
 
 
 class _WhenExporting(Sampler):
@@ -87,12 +93,13 @@ _instrumented: set[str] = set()
 
 def get_tracer_provider() -> TracerProvider:
     """The process's SDK provider, created and installed globally on first use."""
-    global _provider
+    global _provider, _own_sampler
     with _lock:
         if _provider is None:
             current = trace.get_tracer_provider()
             if isinstance(current, TracerProvider):
                 _provider = current
+                _own_sampler = current.sampler is SAMPLER
             else:
                 _provider = TracerProvider(
                     resource=Resource.create({"service.name": SERVICE_NAME}), sampler=SAMPLER
@@ -203,7 +210,7 @@ def should_record() -> bool:
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
         return ctx.trace_flags.sampled
-    return bool(_fanout.processors)
+    return exporting()
 
 
 def attach_unsampled_span() -> object:
@@ -225,7 +232,7 @@ class TraceGate:
         self.plain = instrumented.app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if _fanout.processors or scope["type"] not in ("http", "websocket"):
+        if _fanout.processors or not _own_sampler or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         for name, _ in scope.get("headers") or ():
