@@ -205,6 +205,9 @@ class PostgresWriter(Writer):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._staged: set[str] = set()
+        # psycopg prepares a statement run 5 times; a generic plan for the key lookups (planned before
+        # the table's statistics catch up with a bulk load) can be a sequential scan. Plan each one.
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
     def _raw(self) -> Any:
         return self.conn.connection.driver_connection
