@@ -131,13 +131,12 @@ class Writer:
             return out
         cols = ", ".join(_q(c) for c in columns)
         live = f" AND {_q(deleted)} IS NULL" if deleted else ""
-        not_null = "".join(f" AND {_q(c)} IS NOT NULL" for c in columns)
         wanted = set(keys)
         # The lookup is answered from the unique index and stays proportional to the batch, never to
         # the table; whole tuples are matched here.
         for part in chunks(sorted(wanted), 400):
             where, params = self._key_filter(columns, part)
-            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {where}{not_null}{live}"
+            sql = f"SELECT id, {cols} FROM {_q(table.name)} WHERE {where}{live}"
             for row in self.conn.exec_driver_sql(sql, tuple(params)).fetchall():
                 key = tuple(row[1:])
                 if key in wanted:
@@ -145,11 +144,12 @@ class Writer:
         return out
 
     def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        """SQLite: an IN list per key column (its planner probes the index with both)."""
+        """SQLite: an IN list and IS NOT NULL per key column (it then probes a partial unique index
+        such as `... WHERE provider_ref IS NOT NULL` with both columns)."""
         conds, params = [], []
         for i, col in enumerate(columns):
             values = sorted({k[i] for k in keys})
-            conds.append(f"{_q(col)} {self._in(len(values))}")
+            conds.append(f"{_q(col)} {self._in(len(values))} AND {_q(col)} IS NOT NULL")
             params.extend(values)
         return " AND ".join(conds), params
 
@@ -216,8 +216,8 @@ class PostgresWriter(Writer):
         return "IN (" + ",".join(["%s"] * n) + ")"
 
     def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        """PostgreSQL: a row-value IN list, planned as one unique-index probe per key (BitmapOr);
-        separate IN lists let it filter the second column after scanning all of the first's rows."""
+        """PostgreSQL: a row-value IN list, planned as one unique-index probe per key (BitmapOr).
+        Separate IN lists, or extra IS NOT NULL terms, make it scan the partial index and filter."""
         row = "(" + ",".join(["%s"] * len(columns)) + ")"
         cols = ", ".join(_q(c) for c in columns)
         return f"({cols}) IN ({','.join([row] * len(keys))})", [v for k in keys for v in k]
