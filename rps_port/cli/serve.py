@@ -39,9 +39,12 @@ def serve(
     if problem:
         raise fail(problem)
     console.print(f"serving rps-port API on http://{host}:{port} (database {mask_url(settings.database_url)})")
+    # The app's own middleware logs each request (JSON, redacted, with route and principal); uvicorn's
+    # access line would only repeat it.
     if workers > 1:
-        uvicorn.run("rps_port.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run("rps_port.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    access_log=False)
     else:
         from rps_port.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port)
+        uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
