@@ -7,8 +7,10 @@ rejects and the `src_updated_at` stale-write guard are the same as in the backfi
   applied in one transaction together with the resume token that follows them, so a crash
   re-applies at most that batch, and a replayed event never overwrites a newer row.
 - watermark: for sources without change streams (a standalone server, dumps taken at intervals).
-  Documents whose version is at or after the stored watermark, or whose id the target lacks, are
-  upserted; a delete sweep removes target rows whose id the source no longer has.
+  Documents newer than the version the target holds for them, or whose id the target lacks, are
+  upserted (a document whose raw `updatedAt` shows it unchanged is not even mapped); a delete sweep
+  removes target rows whose id the source no longer has. The newest version seen is stored as the
+  collection's watermark.
 
 Hard deletes in the source become deletes in SQL, or soft deletes (`deleted_at`) when asked.
 """
@@ -269,6 +271,14 @@ def run_watermark_sync(
     return result
 
 
+def _raw_version_path(mapping: Mapping, name: str) -> str | None:
+    """The source field the version column is read from first, when it is a plain top-level path."""
+    spec = mapping.collection(name).spec
+    column = spec.columns.get(spec.version) if spec.version else None
+    first = column.alternatives[0] if column and column.alternatives else None
+    return first.path if first is not None and first.path and "." not in first.path else None
+
+
 def _watermark_collection(
     engine: Engine, source: Source, mapping: Mapping, name: str, run_id: str, delete_mode: str,
     sweep_deletes: bool, batch_size: int,
@@ -276,12 +286,17 @@ def _watermark_collection(
     scan_started = utcnow()
     cm = mapping.collection(name)
     applier = _Applier(mapping, name, run_id, delete_mode)
-    key = applier.tables[cm.table].c[cm.spec.id]
+    table = applier.tables[cm.table]
+    key = table.c[cm.spec.id]
+    version_col = table.c[cm.spec.version] if cm.spec.version and cm.spec.version in table.c else None
     with engine.connect() as conn:
         row = _state(conn, source.key, name)
-        present = set(conn.execute(select(key)).scalars())
-    mark = row.watermark_ts if row is not None else None
-    newest = mark
+        if version_col is not None:
+            present: dict[str, datetime | None] = {r[0]: r[1] for r in conn.execute(select(key, version_col))}
+        else:
+            present = dict.fromkeys(conn.execute(select(key)).scalars())
+    newest = row.watermark_ts if row is not None else None
+    raw_path = _raw_version_path(mapping, name)
     seen: set[str] = set()
     pending = Mapped()
     counts = SyncCounts()
@@ -296,6 +311,10 @@ def _watermark_collection(
     for _pos, doc in source.scan(name):
         rid = cm.record_id(doc)
         seen.add(rid)
+        held = present.get(rid)
+        raw = doc.get(raw_path) if raw_path else None
+        if held is not None and isinstance(raw, datetime) and ensure_utc(raw) <= held:
+            continue  # unchanged since the target's version: no need to map it again
         try:
             md = cm.map(doc, mapping.secret)
         except RejectError as exc:
@@ -309,12 +328,12 @@ def _watermark_collection(
         version = _version_of(mapping, name, md)
         if version is not None and (newest is None or version > newest):
             newest = version
-        if rid not in present or version is None or mark is None or version >= mark:
+        if rid not in present or version is None or held is None or version > held:
             pending.docs.append((md, doc))
         if len(pending.docs) >= batch_size:
             flush()
     flush()
-    gone = sorted(present - seen) if sweep_deletes else []
+    gone = sorted(present.keys() - seen) if sweep_deletes else []
     with engine.connect() as conn, conn.begin():
         counts.add(applier.delete(conn, gone))
         lag = (utcnow() - scan_started).total_seconds()
