@@ -29,7 +29,7 @@ from sqlalchemy import Engine, Table, and_, func, insert, or_, select
 
 from rps_port.etl.backfill import split_ids
 from rps_port.etl.errors import RejectError
-from rps_port.etl.loader import chunks
+from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import CollectionMapping, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlReject
 from rps_port.etl.sources import Source
@@ -274,13 +274,10 @@ class _SourceSide:
                 wanted.setdefault(ref.collection, set()).add(ref.value)
         found: dict[str, set[str]] = {}
         with self.engine.connect() as conn:
+            writer = writer_for(conn)  # the same existence lookup the backfill resolves references with
             for coll, ids in wanted.items():
                 target = self.mapping.collection(coll)
-                table = self.tables[target.table]
-                key = table.c[target.spec.id]
-                found[coll] = set()
-                for part in chunks(sorted(ids)):
-                    found[coll].update(conn.execute(select(key).where(key.in_(part))).scalars())
+                found[coll] = writer.existing_ids(self.tables[target.table], ids, target.spec.id)
         return lambda coll, value: value in found.get(coll, ())
 
     def documents(self, docs: Iterable[Any], batch: int = 2000) -> Iterator[tuple[str, dict[str, Any]]]:
