@@ -400,8 +400,8 @@ def verify_collection(
     t_lo, t_hi = tgt.id_bounds()
     lows = [x for x in (s_stats.min_id, t_lo) if x]
     highs = [x for x in (s_stats.max_id, t_hi) if x]
-    a = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaves)
-    b = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaves)
+    lo_id, hi_id = (min(lows) if lows else None), (max(highs) if highs else None)
+    a, b = Leaves.over(lo_id, hi_id, leaves), Leaves.over(lo_id, hi_id, leaves)
     result.leaves = len(a.count)
     for done, (rid, canon) in enumerate(src.documents(doc for _pos, doc in source.scan(collection)), start=1):
         a.add(rid, document_hash(canon))
@@ -417,11 +417,9 @@ def verify_collection(
     result.leaves_rescanned = len(bad)
     if bad:
         bad_set = set(bad)
-        expected: dict[str, dict[str, Any]] = {}
-        rescan = _SourceSide(engine, source, mapping, cm, shape, tables)
+        # The same source side again: its rejects are already loaded (its `absent` count was taken above).
         in_bad = (doc for _pos, doc in source.scan(collection) if a.index(cm.record_id(doc)) in bad_set)
-        for rid, canon in rescan.documents(in_bad):
-            expected[rid] = canon
+        expected = dict(src.documents(in_bad))
         actual: dict[str, dict[str, Any]] = {}
         for i in bad:
             lo, hi = a.bounds(i)
