@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rps_port.etl import extjson
 from rps_port.etl.errors import RejectError
-from rps_port.etl.loader import INTEGRITY_ERRORS, Writer, _q, chunks, constraint_of
+from rps_port.etl.loader import INTEGRITY_ERRORS, Writer, _q, constraint_of
 from rps_port.etl.mapping import CollectionMapping, MappedDocument, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlFlag, EtlReject
 from rps_port.timeutil import utcnow
@@ -242,11 +242,9 @@ class BatchProcessor:
         now = utcnow()
         if result.loaded_ids:
             flags = EtlFlag.__table__
-            for part in chunks(result.loaded_ids):
-                conn.exec_driver_sql(
-                    f"DELETE FROM {_q(flags.name)} WHERE collection = {writer.ph} AND record_id {writer._in(len(part))}",
-                    (self.name, *part),
-                )
+            for cond, params in writer.id_filters(flags, "record_id", result.loaded_ids):
+                conn.exec_driver_sql(f"DELETE FROM {_q(flags.name)} WHERE collection = {writer.ph} AND {cond}",
+                                     (self.name, *params))
             writer.insert(
                 flags,
                 [

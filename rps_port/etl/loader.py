@@ -108,12 +108,18 @@ class Writer:
     def _in(self, n: int) -> str:
         return "IN (" + ",".join([self.ph] * n) + ")"
 
+    def id_filters(self, table: Table, key: str, ids: Sequence[Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+        """`key` is one of `ids`, as (SQL condition, parameters) per statement: SQLite IN lists of
+        at most _CHUNK host parameters."""
+        for part in chunks(list(ids)):
+            yield f"{_q(key)} {self._in(len(part))}", tuple(part)
+
     def select_by_ids(self, table: Table, columns: Sequence[str], key: str, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         cols = ", ".join(_q(c) for c in columns)
-        for part in chunks(list(ids)):
-            sql = f"SELECT {cols} FROM {_q(table.name)} WHERE {_q(key)} {self._in(len(part))}"
-            out.extend(tuple(r) for r in self.conn.exec_driver_sql(sql, tuple(part)).fetchall())
+        for cond, params in self.id_filters(table, key, ids):
+            sql = f"SELECT {cols} FROM {_q(table.name)} WHERE {cond}"
+            out.extend(tuple(r) for r in self.conn.exec_driver_sql(sql, params).fetchall())
         return out
 
     def existing_ids(self, table: Table, ids: Iterable[str], key: str = "id") -> set[str]:
@@ -154,8 +160,8 @@ class Writer:
         return " AND ".join(conds), params
 
     def delete_by(self, table: Table, key: str, ids: Sequence[Any]) -> None:
-        for part in chunks(list(ids)):
-            self.conn.exec_driver_sql(f"DELETE FROM {_q(table.name)} WHERE {_q(key)} {self._in(len(part))}", tuple(part))
+        for cond, params in self.id_filters(table, key, ids):
+            self.conn.exec_driver_sql(f"DELETE FROM {_q(table.name)} WHERE {cond}", params)
 
     def _upsert_sql(self, table: Table, codec: TableCodec, source: str, version: str | None) -> str:
         cols = ", ".join(_q(n) for n in codec.names)
@@ -215,12 +221,34 @@ class PostgresWriter(Writer):
     def _in(self, n: int) -> str:
         return "IN (" + ",".join(["%s"] * n) + ")"
 
-    def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        """PostgreSQL: a row-value IN list, planned as one unique-index probe per key (BitmapOr).
-        Separate IN lists, or extra IS NOT NULL terms, make it scan the partial index and filter."""
-        row = "(" + ",".join(["%s"] * len(columns)) + ")"
-        cols = ", ".join(_q(c) for c in columns)
-        return f"({cols}) IN ({','.join([row] * len(keys))})", [v for k in keys for v in k]
+    def _array_type(self, table: Table, column: str) -> str:
+        return table.c[column].type.compile(dialect=self.dialect) + "[]"
+
+    def id_filters(self, table: Table, key: str, ids: Sequence[Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+        """One array parameter, whatever the batch size: a short statement to parse and plan, probed
+        through the key's index (long IN lists cost more to parse and plan than to run)."""
+        if ids:
+            yield f"{_q(key)} = ANY(CAST(%s AS {self._array_type(table, key)}))", (list(ids),)
+
+    def live_holders(
+        self, table: Table, columns: Sequence[str], deleted: str | None, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], str]:
+        """One statement per batch: the keys arrive as one array per column and each is looked up by a
+        correlated subquery, i.e. one probe of the (partial) unique index per key, never a scan."""
+        if not keys:
+            return {}
+        wanted = sorted(set(keys))
+        arrays = ", ".join(f"CAST(%s AS {self._array_type(table, c)})" for c in columns)
+        names = [f"k{i}" for i in range(len(columns))]
+        match = " AND ".join(f"t.{_q(c)} = k.{n}" for c, n in zip(columns, names, strict=True))
+        live = f" AND t.{_q(deleted)} IS NULL" if deleted else ""
+        sql = (
+            f"SELECT {', '.join('k.' + n for n in names)}, "
+            f"(SELECT t.id FROM {_q(table.name)} t WHERE {match}{live} LIMIT 1) "
+            f"FROM unnest({arrays}) AS k({', '.join(names)})"
+        )
+        params = tuple([k[i] for k in wanted] for i in range(len(columns)))
+        return {tuple(row[:-1]): row[-1] for row in self.conn.exec_driver_sql(sql, params).fetchall() if row[-1] is not None}
 
     def _copy(self, target: str, names: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
         cols = ", ".join(_q(n) for n in names)
