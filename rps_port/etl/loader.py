@@ -45,6 +45,7 @@ class TableCodec:
         procs: list[Callable[[Any], Any] | None] = [c.type._cached_bind_processor(dialect) for c in self.columns]
         self._procs = procs
         self._defaults = [self._default_of(c) for c in self.columns]
+        self.bind = self._compile_bind()
 
     @staticmethod
     def _default_of(col: Column[Any]) -> Callable[[], Any] | None:
@@ -60,19 +61,23 @@ class TableCodec:
         value = d.arg
         return lambda: value
 
-    def bind(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for name, proc, default in zip(self.names, self._procs, self._defaults, strict=True):
-            if name in row:
-                value = row[name]
-            elif default is not None and not self.table.c[name].nullable:
-                value = default()
+    def _compile_bind(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """`bind` as one generated expression per table: it runs once per row of every batch."""
+        ns: dict[str, Any] = {}
+        parts = []
+        for i, (name, proc, default) in enumerate(zip(self.names, self._procs, self._defaults, strict=True)):
+            if default is not None and not self.table.c[name].nullable:
+                ns[f"d{i}"] = default
+                value = f"(row[{name!r}] if {name!r} in row else d{i}())"
             else:
-                value = None
-            if value is not None and proc is not None:
-                value = proc(value)
-            out.append(value)
-        return tuple(out)
+                value = f"get({name!r})"
+            if proc is not None:
+                ns[f"p{i}"] = proc
+                value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))"
+            parts.append(value)
+        source = "def bind(row):\n    get = row.get\n    return (" + ", ".join(parts) + ",)\n"
+        exec(compile(source, f"<bind {self.name}>", "exec"), ns)  # noqa: S102 - built from the table's own columns
+        return ns["bind"]
 
     def bind_value(self, column: str, value: Any) -> Any:
         proc = self._procs[self.index[column]]
