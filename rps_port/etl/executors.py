@@ -1,14 +1,18 @@
-"""Run backfill range tasks in-process, in local processes, or on a Dask cluster.
+"""Run `_id` range tasks in-process, in local processes, or on a Dask cluster.
 
-The parent plans (`start_job`, `plan_ranges`), the executor runs `process_range` per task, the parent
-reconciles (`reconcile`, `finish_job`). Engines and sources do not pickle, so a task carries a
-`WorkerSpec` (URLs and paths) and each worker process opens its own engine, source and mapping once
-(cached per process). Every task is idempotent (checkpointed per batch), so re-running one — after a
-crash, or by hand with `--range` — is always safe.
+Three commands are split into range tasks that run on these executors: the backfill (the parent
+plans with `start_job`/`plan_ranges`, the executor runs `process_range` per task, the parent
+reconciles), verify (tasks hash their range's leaves and name the differing ids; the parent builds
+the tree) and the sync's watermark mode (tasks upsert and sweep their range; the parent advances
+the watermark). Engines and sources do not pickle, so a task carries a `WorkerSpec` (URLs and paths)
+and each worker process opens its own engine, source and mapping once (cached per process). Every
+task is idempotent, so re-running one — after a crash, or by hand with `--range` — is always safe.
 """
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, and_, delete, insert, select
 from sqlalchemy.exc import OperationalError
@@ -45,6 +49,10 @@ from rps_port.timeutil import utcnow
 log = logging.getLogger("rps_port.etl")
 Progress = Callable[[dict[str, Any]], None]
 SQLITE_RETRIES = 20
+T = TypeVar("T")
+Opened = tuple[Engine, Source, Mapping]
+# A range task's work: it gets the worker's own engine, source and mapping, and its (picklable) task.
+Work = Callable[[Engine, Source, Mapping, Any], Any]
 
 
 # --------------------------------------------------------------------------- one task, in a worker
@@ -76,11 +84,19 @@ class RangeOutcome:
         return self.loaded + self.rejected + self.skipped
 
 
-_opened: dict[WorkerSpec, tuple[Engine, Source, Mapping]] = {}
+_opened: dict[WorkerSpec, Opened] = {}
 _lock = threading.Lock()
+# Set by a LocalExecutor around each task it runs: the caller's own engine, source and mapping (a
+# ContextVar, so a Dask thread in the same process never sees them).
+_in_process: contextvars.ContextVar[Opened | None] = contextvars.ContextVar("rps_etl_in_process", default=None)
 
 
-def _open(spec: WorkerSpec) -> tuple[Engine, Source, Mapping]:
+def _open(spec: WorkerSpec | None) -> Opened:
+    given = _in_process.get()
+    if given is not None:
+        return given
+    if spec is None:
+        raise ValueError("a task outside the caller's process needs a WorkerSpec (source, target, mapping)")
     from rps_port.db import make_engine
     from rps_port.etl.mapping import load_mapping
     from rps_port.etl.sources import open_source
@@ -104,46 +120,91 @@ def _sqlite_busy(exc: BaseException) -> bool:
         "locked" in str(orig) or "busy" in str(orig))
 
 
+def retry_if_busy(attempt: Callable[[], T]) -> T:
+    """`attempt()` again while SQLite answers "database is locked" (up to SQLITE_RETRIES times).
+
+    SQLite in WAL mode answers a stale read-then-write transaction with "database is locked" at once
+    (the busy timeout does not apply); `attempt` must be safe to repeat (a transaction, a resumable range).
+    """
+    for tries in range(SQLITE_RETRIES + 1):
+        try:
+            return attempt()
+        except OperationalError as exc:
+            if not _sqlite_busy(exc) or tries == SQLITE_RETRIES:
+                raise
+            time.sleep(0.05 * (tries + 1))
+    raise AssertionError("unreachable")
+
+
+def _worker() -> str:
+    return f"{os.getpid()}/{threading.get_ident()}"
+
+
 def run_task(engine: Engine, source: Source, mapping: Mapping, job: Job, task: RangeTask,
              batch_size: int = DEFAULT_BATCH_SIZE) -> RangeOutcome:
-    """Process one range; never raises (a failure comes back as `error`)."""
+    """Process one backfill range; never raises (a failure comes back as `error`)."""
     started = time.monotonic()
-    worker = f"{os.getpid()}/{threading.get_ident()}"
-    attempt = 0
-    while True:
-        try:
-            counts = process_range(engine, source, mapping, job, task, batch_size=batch_size)
-            return RangeOutcome(task, counts.loaded, counts.rejected, sum(counts.skipped.values()),
-                                time.monotonic() - started, None, worker)
-        except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
-            # SQLite in WAL mode answers a stale read-then-write transaction with "database is locked" at
-            # once (the busy timeout does not apply); the range resumes from its last committed batch.
-            if _sqlite_busy(exc) and attempt < SQLITE_RETRIES:
-                attempt += 1
-                time.sleep(0.05 * attempt)
-                continue
-            log.warning("range failed", extra={"collection": task.collection, "range_lo": task.lo,
-                                               "range_hi": task.hi, "error": _describe_error(exc)})
-            return RangeOutcome(task, seconds=time.monotonic() - started, error=_describe_error(exc), worker=worker)
+    try:  # a busy retry resumes the range from its last committed batch
+        counts = retry_if_busy(lambda: process_range(engine, source, mapping, job, task, batch_size=batch_size))
+    except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
+        _log_failure(task, exc)
+        return RangeOutcome(task, seconds=time.monotonic() - started, error=_describe_error(exc), worker=_worker())
+    return RangeOutcome(task, counts.loaded, counts.rejected, sum(counts.skipped.values()),
+                        time.monotonic() - started, None, _worker())
 
 
-def run_range(spec: WorkerSpec, job: Job, task: RangeTask) -> RangeOutcome:
-    """The task function executors ship to workers (importable, arguments pickle)."""
+def _log_failure(task: Any, exc: BaseException) -> None:
+    log.warning("range failed", extra={"collection": task.collection, "range_lo": task.lo, "range_hi": task.hi,
+                                       "error": _describe_error(exc)})
+
+
+def run_range(spec: WorkerSpec | None, job: Job, task: RangeTask) -> RangeOutcome:
+    """The backfill's task function executors ship to workers (importable, arguments pickle)."""
     try:
         engine, source, mapping = _open(spec)
     except Exception as exc:  # noqa: BLE001 - cannot open the source/target: the range fails, reported
         return RangeOutcome(task, error=_describe_error(exc), worker=str(os.getpid()))
-    return run_task(engine, source, mapping, job, task, spec.batch_size)
+    return run_task(engine, source, mapping, job, task, spec.batch_size if spec else DEFAULT_BATCH_SIZE)
+
+
+@dataclass
+class TaskOutcome:
+    """What a verify or sync range task hands back: its value, or why it failed."""
+
+    task: Any
+    value: Any = None
+    error: str | None = None
+    worker: str = ""
+    seconds: float = 0.0
+
+
+def run_work(work: Work, spec: WorkerSpec | None, task: Any) -> TaskOutcome:
+    """The generic task function: `work(engine, source, mapping, task)` in the worker; never raises."""
+    started = time.monotonic()
+    try:
+        value = work(*_open(spec), task)
+    except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
+        _log_failure(task, exc)
+        return TaskOutcome(task, error=_describe_error(exc), worker=_worker(), seconds=time.monotonic() - started)
+    return TaskOutcome(task, value, None, _worker(), time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------- executors
+
+
+# (task, value, None) or (task, None, error): the executor's own failures (a worker process that died,
+# a lost Dask worker, a result that did not pickle) come back as errors, never as exceptions.
+Completed = tuple[Any, Any, str | None]
 
 
 class Executor(Protocol):
     name: str
     workers: int
 
-    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]: ...
+    def map(self, fn: Callable[..., Any], tasks: list[Any], *args: Any) -> Iterator[Completed]:
+        """`fn(*args, task)` for each task, yielded as each completes."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -153,15 +214,22 @@ class LocalExecutor:
     name = "local"
     workers = 1
 
-    def __init__(self, opened: tuple[Engine, Source, Mapping] | None = None) -> None:
+    def __init__(self, opened: Opened | None = None) -> None:
         self.opened = opened
 
-    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
+    def map(self, fn: Callable[..., Any], tasks: list[Any], *args: Any) -> Iterator[Completed]:
         for task in tasks:
-            if self.opened is None:
-                yield run_range(spec, job, task)
-            else:
-                yield run_task(*self.opened, job, task, spec.batch_size)
+            yield self._call(fn, args, task)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], task: Any) -> Completed:
+        token = _in_process.set(self.opened) if self.opened is not None else None
+        try:
+            return task, fn(*args, task), None
+        except Exception as exc:  # noqa: BLE001 - same contract as the pools
+            return task, None, _describe_error(exc)
+        finally:
+            if token is not None:
+                _in_process.reset(token)
 
     def close(self) -> None:
         pass
@@ -176,13 +244,13 @@ class ProcessExecutor:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
-        futures = {self.pool.submit(run_range, spec, job, t): t for t in tasks}
+    def map(self, fn: Callable[..., Any], tasks: list[Any], *args: Any) -> Iterator[Completed]:
+        futures = {self.pool.submit(fn, *args, t): t for t in tasks}
         for fut in as_completed(futures):
             try:
-                yield fut.result()
+                yield futures[fut], fut.result(), None
             except Exception as exc:  # noqa: BLE001 - the worker process died (BrokenProcessPool) or the result did not pickle
-                yield RangeOutcome(futures[fut], error=_describe_error(exc))
+                yield futures[fut], None, _describe_error(exc)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -204,15 +272,15 @@ class DaskExecutor:
         self.client = client if client is not None else Client(scheduler)
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
 
-    def run(self, spec: WorkerSpec, job: Job, tasks: list[RangeTask]) -> Iterator[RangeOutcome]:
+    def map(self, fn: Callable[..., Any], tasks: list[Any], *args: Any) -> Iterator[Completed]:
         from distributed import as_completed as dask_completed
 
-        futures = {self.client.submit(run_range, spec, job, t, pure=False): t for t in tasks}
+        futures = {self.client.submit(fn, *args, t, pure=False): t for t in tasks}
         for fut in dask_completed(list(futures)):
             try:
-                yield fut.result()
+                yield futures[fut], fut.result(), None
             except Exception as exc:  # noqa: BLE001 - lost worker, scheduler gone, ...
-                yield RangeOutcome(futures[fut], error=_describe_error(exc))
+                yield futures[fut], None, _describe_error(exc)
 
     def close(self) -> None:
         if self._own:
@@ -248,27 +316,45 @@ class RangeFailure:
 
 
 def parse_range(text: str) -> tuple[str, str, str | None]:
-    """`COLLECTION:LO:HI` (LO empty = from the start, HI empty = up to the bound) -> (collection, lo, hi)."""
+    """`COLLECTION:LO:HI` (LO empty = from the start, HI empty = to the end; the backfill's end is its bound)."""
     parts = text.split(":")
     if len(parts) != 3 or not parts[0]:
         raise ValueError(f"--range {text!r}: expected COLLECTION:LO:HI (LO or HI may be empty)")
     return parts[0], parts[1], parts[2] or None
 
 
-def record_failure(engine: Engine, job: Job, failure: RangeFailure) -> None:
+def range_of_run(only_range: str | None, names: list[str]) -> tuple[str, str, str | None] | None:
+    """The parsed `--range`, refused when its collection is not one of the run's `names`."""
+    if not only_range:
+        return None
+    only = parse_range(only_range)
+    if only[0] not in names:
+        raise ValueError(f"--range {only_range!r}: {only[0]!r} is not one of this run's collections ({', '.join(names)})")
+    return only
+
+
+def range_job_id(kind: str, source_key: str) -> str:
+    """The stable id a verify or sync of one source records its failed ranges under (a backfill uses its job's)."""
+    return f"{kind}:{hashlib.sha256(source_key.encode()).hexdigest()}"[:36]
+
+
+def record_failure(engine: Engine, job_id: str, failure: RangeFailure) -> None:
     table = EtlRangeFailure.__table__
     with engine.begin() as conn:
-        conn.execute(delete(table).where(and_(table.c.job_id == job.job_id, table.c.collection == failure.collection,
+        conn.execute(delete(table).where(and_(table.c.job_id == job_id, table.c.collection == failure.collection,
                                               table.c.range_lo == failure.lo)))
-        conn.execute(insert(table).values(job_id=job.job_id, collection=failure.collection, range_lo=failure.lo,
+        conn.execute(insert(table).values(job_id=job_id, collection=failure.collection, range_lo=failure.lo,
                                           range_hi=failure.hi, error=failure.error, failed_at=utcnow()))
 
 
-def clear_failure(engine: Engine, job: Job, task: RangeTask) -> None:
+def clear_failures(engine: Engine, job_id: str, collection: str, lo: str | None = None) -> None:
+    """Forget the failure of range `lo` of `collection` (every range of it when `lo` is None)."""
     table = EtlRangeFailure.__table__
+    cond = [table.c.job_id == job_id, table.c.collection == collection]
+    if lo is not None:
+        cond.append(table.c.range_lo == lo)
     with engine.begin() as conn:
-        conn.execute(delete(table).where(and_(table.c.job_id == job.job_id, table.c.collection == task.collection,
-                                              table.c.range_lo == task.lo)))
+        conn.execute(delete(table).where(and_(*cond)))
 
 
 def list_failures(engine: Engine, job_id: str | None = None) -> list[RangeFailure]:
@@ -278,6 +364,46 @@ def list_failures(engine: Engine, job_id: str | None = None) -> list[RangeFailur
         query = query.where(table.c.job_id == job_id)
     with engine.connect() as conn:
         return [RangeFailure(r.collection, r.range_lo, r.range_hi, r.error) for r in conn.execute(query)]
+
+
+# --------------------------------------------------------------------------- range tasks of verify and sync
+
+
+@dataclass
+class RangeDispatch:
+    """Runs one command's range tasks on an executor and keeps the books: failures recorded in
+    `etl_range_failures` under `job_id` (a success clears its range's), the worker processes, and a
+    progress event per finished task. Tasks have `collection`, `lo` and `hi`, and pickle."""
+
+    engine: Engine
+    executor: Executor
+    spec: WorkerSpec | None
+    job_id: str
+    progress: Progress | None = None
+    failures: list[RangeFailure] = field(default_factory=list)
+    processes: set[int] = field(default_factory=set)
+
+    def run(self, work: Work, tasks: list[Any], event: str) -> list[TaskOutcome]:
+        """`work` over `tasks`; the outcomes of those that succeeded, in the order of `tasks`."""
+        succeeded: dict[int, TaskOutcome] = {}
+        for task, outcome, error in self.executor.map(run_work, tasks, work, self.spec):
+            out = outcome if outcome is not None else TaskOutcome(task, error=error)
+            if out.worker:
+                self.processes.add(int(out.worker.split("/")[0]))
+            if out.error is None:
+                clear_failures(self.engine, self.job_id, task.collection, task.lo)
+                succeeded[id(task)] = out
+            else:
+                failure = RangeFailure(task.collection, task.lo, task.hi, out.error)
+                record_failure(self.engine, self.job_id, failure)
+                self.failures.append(failure)
+            if self.progress is not None:
+                self.progress({"event": event, "collection": task.collection, "range": [task.lo, task.hi],
+                               "seconds": round(out.seconds, 3), "error": out.error})
+        return [succeeded[id(t)] for t in tasks if id(t) in succeeded]
+
+    def failed(self, collection: str) -> bool:
+        return any(f.collection == collection for f in self.failures)
 
 
 # --------------------------------------------------------------------------- the whole run
@@ -326,9 +452,7 @@ def run_scaled_backfill(
     """
     started = time.monotonic()
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
-    only = parse_range(only_range) if only_range else None
-    if only and only[0] not in names:
-        raise ValueError(f"--range {only_range!r}: {only[0]!r} is not one of this run's collections ({', '.join(names)})")
+    only = range_of_run(only_range, names)
     parts = parts or executor.workers
     job = start_job(engine, source, mapping, names)
     if progress is not None:
@@ -351,14 +475,15 @@ def run_scaled_backfill(
             if progress is not None:
                 progress({"event": "collection", "collection": name, "total": source.stats(name).count,
                           "ranges": len(tasks)})
-            for out in executor.run(spec, job, tasks):
+            for task, outcome, error in executor.map(run_range, tasks, spec, job):
+                out = outcome if outcome is not None else RangeOutcome(task, error=error)
                 if out.worker:
                     pids.add(int(out.worker.split("/")[0]))
                 if out.error is None:
-                    clear_failure(engine, job, out.task)
+                    clear_failures(engine, job.job_id, name, task.lo)
                 else:
-                    failure = RangeFailure(name, out.task.lo, out.task.hi, out.error)
-                    record_failure(engine, job, failure)
+                    failure = RangeFailure(name, task.lo, task.hi, out.error)
+                    record_failure(engine, job.job_id, failure)
                     failures.append(failure)
                 if progress is not None:
                     progress({"event": "batch", "collection": name, "range": [out.task.lo, out.task.hi],
