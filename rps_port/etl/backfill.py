@@ -259,9 +259,7 @@ def process_range(
                   "skipped": sum(counts.skipped.values())})
     cps = EtlCheckpoint.__table__
     where = and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
-    analyze = _analyzer(engine, mapping, task.collection, tables)
-    for batch_no, (pos, docs) in enumerate(_batches(source, task, position, batch_size), start=1):
-        analyze(batch_no)
+    for pos, docs in _batches(source, task, position, batch_size):
         mapped = processor.map(docs)
         with engine.connect() as conn, conn.begin():
             result = processor.write(writer_for(conn), mapped)
@@ -287,24 +285,6 @@ def process_range(
                "rejected": counts.rejected, "skipped": sum(counts.skipped.values()), "run_id": job.run_id},
     )
     return counts
-
-
-def _analyzer(engine: Engine, mapping: Mapping, collection: str, tables: dict[str, Any]) -> Callable[[int], None]:
-    """PostgreSQL plans the per-batch key lookups from table statistics, which lag far behind a bulk
-    load (autovacuum analyses late), and then scans whole indexes. Refresh them at batches 2, 4, 8, ..."""
-    if engine.dialect.name != "postgresql":
-        return lambda _n: None
-    cm = mapping.collection(collection)
-    names = [cm.table, *cm.child_tables, *(mapping.collection(r.collection).table for r in cm.spec.references.values())]
-    names = [n for n in dict.fromkeys(names) if n in tables]
-
-    def analyze(batch_no: int) -> None:
-        if batch_no >= 2 and batch_no & (batch_no - 1) == 0:
-            with engine.begin() as conn:
-                for name in names:
-                    conn.exec_driver_sql(f'ANALYZE "{name}"')
-
-    return analyze
 
 
 # --------------------------------------------------------------------------- reconciliation
