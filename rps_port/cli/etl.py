@@ -22,6 +22,13 @@ SourceOpt = Annotated[str, typer.Option("--source", "-s", help="mongodb:// URI, 
 CollectionsOpt = Annotated[list[str] | None, typer.Option("--collections", "-c", help="Only these collections (repeat or comma-separate).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON lines of progress, then the summary).")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database name inside a dump root or MongoDB (default: rps).")]
+# Range tasks on an executor: `etl run`, `etl verify` and `etl sync --mode watermark` (docs/etl-scale.md).
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Range tasks in N local processes (default with --executor process: all cores).")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local (this process), process, or dask.")]
+SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler, tcp://HOST:8786.")]
+RangeOpt = Annotated[str | None, typer.Option(
+    "--range", help="Re-run one range alone: COLLECTION:LO:HI (as listed for a failed range).")]
 
 
 def _mapping(path: Path | None) -> Any:
@@ -136,10 +143,10 @@ def run(
     mapping: MappingOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Range tasks in N local processes (default with --executor process: all cores).")] = None,
-    executor: Annotated[str | None, typer.Option("--executor", help="local (this process), process, or dask.")] = None,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler, tcp://HOST:8786.")] = None,
-    only_range: Annotated[str | None, typer.Option("--range", help="Re-run one range of the job alone: COLLECTION:LO:HI.")] = None,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
+    only_range: RangeOpt = None,
 ) -> None:
     """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
     from rps_port.etl.backfill import run_backfill
@@ -150,7 +157,7 @@ def run(
         from rps_port.cli.etl_scale import run_with_executor
 
         return run_with_executor(source, target, collections, batch_size, mapping, db, as_json, workers,
-                                 executor or ("dask" if scheduler else None), scheduler, only_range)
+                                 executor, scheduler, only_range)
     m = _mapping(mapping)
     url = _target(target)
     src = _source(source, db)

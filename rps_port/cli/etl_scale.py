@@ -1,12 +1,17 @@
-"""`etl run` with an executor (`--workers`, `--executor`, `--scheduler`, `--range`) and `etl preflight`."""
+"""`etl run` with an executor (`--workers`, `--executor`, `--scheduler`, `--range`) and `etl preflight`.
+
+`range_executor`, `retry_command` and `print_failures` serve `etl verify` and `etl sync` too.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,9 +36,9 @@ from rps_port.db import is_sqlite
 
 
 def retry_command(source: str, url: str, collections: list[str] | None, mapping: Path | None, db: str | None,
-                  selector: str) -> str:
-    """The `etl run` that re-runs one range of the same job (credentials masked: fill them in)."""
-    argv = ["rps-port", "etl", "run", "--source", re.sub(r"//[^@/]*@", "//***@", source), "--target", mask_url(url)]
+                  selector: str, command: tuple[str, ...] = ("run",)) -> str:
+    """The `etl <command>` that re-runs one range (credentials masked: fill them in)."""
+    argv = ["rps-port", "etl", *command, "--source", re.sub(r"//[^@/]*@", "//***@", source), "--target", mask_url(url)]
     if collections:
         argv += ["--collections", ",".join(collections)]
     if mapping:
@@ -43,16 +48,48 @@ def retry_command(source: str, url: str, collections: list[str] | None, mapping:
     return shlex.join([*argv, "--range", selector])
 
 
+def open_executor(kind: str | None, workers: int | None, scheduler: str | None, opened: tuple[Any, Any, Any],
+                  url: str, *, writes: bool, quiet: bool) -> Any:
+    """The executor the options ask for; none at all: this process, with the caller's engine, source, mapping."""
+    from rps_port.etl.executors import LocalExecutor, make_executor
+
+    kind = kind or ("dask" if scheduler else "process" if workers else "local")
+    try:
+        ex = LocalExecutor(opened) if kind == "local" else make_executor(kind, workers, scheduler)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
+    if writes and ex.workers > 1 and is_sqlite(url) and not quiet:
+        err_console.print("[yellow]note:[/yellow] SQLite has one writer at a time: workers stay correct but "
+                          "do not speed it up (they do on PostgreSQL)")
+    return ex
+
+
+@contextmanager
+def range_executor(kind: str | None, workers: int | None, scheduler: str | None, opened: tuple[Any, Any, Any],
+                   url: str, *, writes: bool, quiet: bool) -> Iterator[Any]:
+    """`open_executor`, closed (pool joined, Dask client closed) when the block ends."""
+    ex = open_executor(kind, workers, scheduler, opened, url, writes=writes, quiet=quiet)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def print_failures(failures: list[Any], retries: list[str], consequence: str) -> None:
+    err_console.print(f"[red]error:[/red] {len(failures)} range(s) failed; {consequence}. Retry each:")
+    for f, cmd in zip(failures, retries, strict=True):
+        err_console.print(f"  {f.selector}: {f.error}\n    {cmd}")
+
+
 def run_with_executor(
     source: str, target: str | None, collections: list[str] | None, batch_size: int, mapping: Path | None,
     db: str | None, as_json: bool, workers: int | None, executor: str | None, scheduler: str | None,
     only_range: str | None,
 ) -> None:
-    from rps_port.etl.executors import LocalExecutor, WorkerSpec, make_executor, run_scaled_backfill
+    from rps_port.etl.executors import WorkerSpec, run_scaled_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
     from rps_port.observability.hooks import etl_progress
 
-    kind = executor or ("process" if workers else "local")
     m = _mapping(mapping)
     url = _target(target)
     src = _source(source, db)
@@ -60,13 +97,10 @@ def run_with_executor(
     names = _collections(collections)
     spec = WorkerSpec(source, url, db, str(mapping) if mapping else None, batch_size)
     try:
-        ex = LocalExecutor((engine, src, m)) if kind == "local" else make_executor(kind, workers, scheduler)
-    except (ValueError, OSError) as exc:
+        ex = open_executor(executor, workers, scheduler, (engine, src, m), url, writes=True, quiet=as_json)
+    except BaseException:
         src.close()
-        raise fail(str(exc), 2) from None
-    if ex.workers > 1 and is_sqlite(url) and not as_json:
-        err_console.print("[yellow]note:[/yellow] SQLite has one writer at a time: workers stay correct but "
-                          "do not speed it up (they do on PostgreSQL)")
+        raise
     try:
         if as_json or is_ci():
             result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
@@ -98,9 +132,7 @@ def run_with_executor(
             console.print(f"range {only_range} done" + ("; the job is complete" if summary.status == "done" else
                           "; run the same command without --range to finish the job (done ranges are skipped)"))
     if result.failures:
-        err_console.print(f"[red]error:[/red] {len(result.failures)} range(s) failed; later collections wait. Retry each:")
-        for f, cmd in zip(result.failures, retries, strict=True):
-            err_console.print(f"  {f.selector}: {f.error}\n    {cmd}")
+        print_failures(result.failures, retries, "later collections wait")
         raise typer.Exit(1)
     if result.summary.status == "imbalanced":
         err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")

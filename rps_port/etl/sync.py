@@ -10,7 +10,12 @@ rejects and the `src_updated_at` stale-write guard are the same as in the backfi
   Documents newer than the version the target holds for them, or whose id the target lacks, are
   upserted (a document whose raw `updatedAt` shows it unchanged is not even mapped); a delete sweep
   removes target rows whose id the source no longer has. The newest version seen is stored as the
-  collection's watermark.
+  collection's watermark. The scan is split into `_id` range tasks (`sync_range`) that run on an
+  executor (rps_port.etl.executors); each commits its own batches and is idempotent, and the parent
+  stores the watermark only once every range of the collection succeeded.
+
+The change mode stays in one process: a stream is one ordered sequence, and its resume token only
+means something for the whole of it.
 
 Hard deletes in the source become deletes in SQL, or soft deletes (`deleted_at`) when asked.
 """
@@ -27,9 +32,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
+from rps_port.etl.backfill import DEFAULT_BATCH_SIZE, split_ids
 from rps_port.etl.batch import BatchProcessor, Mapped, RejectRecord
 from rps_port.etl.changes import ChangeEvent, ChangeSource
 from rps_port.etl.errors import RejectError
+from rps_port.etl.executors import (
+    Executor,
+    LocalExecutor,
+    RangeDispatch,
+    RangeFailure,
+    WorkerSpec,
+    clear_failures,
+    range_job_id,
+    range_of_run,
+    retry_if_busy,
+)
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import Mapping, SkipDocument
 from rps_port.etl.sources import Source
@@ -65,10 +82,19 @@ class SyncResult:
     counts: SyncCounts = field(default_factory=SyncCounts)
     lag_seconds: float = 0.0
     seconds: float = 0.0
+    # watermark mode: where its range tasks ran, which failed (the change mode is one stream, here)
+    executor: str = "local"
+    workers: int = 1
+    failures: list[RangeFailure] = field(default_factory=list)
+    processes: set[int] = field(default_factory=set)
+    only_range: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "source": self.source_key, "batches": self.batches, "events": self.events,
-                **asdict(self.counts), "lag_seconds": round(self.lag_seconds, 3), "seconds": round(self.seconds, 3)}
+                **asdict(self.counts), "lag_seconds": round(self.lag_seconds, 3), "seconds": round(self.seconds, 3),
+                "executor": self.executor, "workers": self.workers, "worker_processes": len(self.processes),
+                "only_range": self.only_range,
+                "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failures]}
 
 
 # --------------------------------------------------------------------------- state
@@ -250,25 +276,108 @@ def run_watermark_sync(
     *,
     delete_mode: str = "hard",
     sweep_deletes: bool = True,
-    batch_size: int = 2000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    executor: Executor | None = None,
+    spec: WorkerSpec | None = None,
+    parts: int | None = None,
+    only_range: str | None = None,
 ) -> SyncResult:
-    """Pick up new and changed documents by watermark, and deletions by a sweep of ids."""
+    """Pick up new and changed documents by watermark, and deletions by a sweep of ids.
+
+    Collections run one after another in `mapping.order()` (a referenced collection is in step
+    before the collections that reference it); the `parts` ranges of a collection (default: one per
+    worker) run on `executor` (default: this process), each worker opening `spec`. A failed range is
+    recorded in `etl_range_failures` and stops the run before the next collection, without moving
+    the collection's watermark. `only_range` (`COLLECTION:LO:HI`) syncs that range alone.
+    """
     started = time.monotonic()
     run_id = str(uuid.uuid4())
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
-    result = SyncResult("watermark", source.key)
+    only = range_of_run(only_range, names)
+    executor = executor or LocalExecutor((engine, source, mapping))
+    dispatch = RangeDispatch(engine, executor, spec, range_job_id("sync", source.key), progress)
+    result = SyncResult("watermark", source.key, executor=executor.name, workers=executor.workers,
+                        failures=dispatch.failures, processes=dispatch.processes, only_range=only_range)
     for name in names:
-        counts, lag = _watermark_collection(engine, source, mapping, name, run_id, delete_mode, sweep_deletes, batch_size)
-        set_etl_lag(name, lag)
+        if only and name != only[0]:
+            continue
+        plan = WatermarkPlan(name, run_id, delete_mode, sweep_deletes, batch_size)
+        counts, lag = _watermark_collection(engine, source, dispatch, plan, parts or executor.workers, only)
         result.counts.add(counts)
         result.batches += 1
-        result.lag_seconds = max(result.lag_seconds, lag)
         if progress is not None:
             progress({"event": "sync", "collection": name, **asdict(counts)})
+        if dispatch.failed(name):
+            break  # later collections reference this one: they wait for the retry
+        if lag is not None:
+            set_etl_lag(name, lag)
+            result.lag_seconds = max(result.lag_seconds, lag)
     result.seconds = time.monotonic() - started
-    log.info("watermark sync done", extra={"upserted": result.counts.upserted, "deleted": result.counts.deleted})
+    log.info("watermark sync done", extra={"upserted": result.counts.upserted, "deleted": result.counts.deleted,
+                                           "failed_ranges": len(dispatch.failures)})
     return result
+
+
+@dataclass(frozen=True)
+class WatermarkPlan:
+    """What every range task of one collection does (shipped with each task)."""
+
+    collection: str
+    run_id: str
+    delete_mode: str
+    sweep_deletes: bool
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class SyncTask:
+    """Sync the documents of `plan.collection` with `_id` in [lo, hi)."""
+
+    plan: WatermarkPlan
+    lo: str
+    hi: str | None
+
+    @property
+    def collection(self) -> str:
+        return self.plan.collection
+
+
+@dataclass
+class RangeSynced:
+    counts: SyncCounts
+    newest: datetime | None  # the newest version among the range's documents
+
+
+def _watermark_collection(
+    engine: Engine, source: Source, dispatch: RangeDispatch, plan: WatermarkPlan, parts: int,
+    only: tuple[str, str, str | None] | None,
+) -> tuple[SyncCounts, float | None]:
+    """Run the collection's range tasks; store its watermark when all succeeded (lag None otherwise)."""
+    scan_started = utcnow()
+    name = plan.collection
+    if only is not None:
+        ranges = [(only[1], only[2])]
+    else:  # the first range starts at "" and the last is open: target ids beyond the source's are swept too
+        stats = source.stats(name) if parts > 1 else None
+        ranges = split_ids(stats.min_id if stats else None, stats.max_id if stats else None, parts)
+    outcomes = dispatch.run(sync_range, [SyncTask(plan, lo, hi) for lo, hi in ranges], "sync-range")
+    counts = SyncCounts()
+    for out in outcomes:
+        counts.add(out.value.counts)
+    if dispatch.failed(name) or only is not None:
+        return counts, None  # the watermark moves only when the whole collection is in step
+    newest = max((out.value.newest for out in outcomes if out.value.newest is not None), default=None)
+    with engine.connect() as conn, conn.begin():
+        row = _state(conn, source.key, name)
+        held = row.watermark_ts if row is not None else None
+        if held is not None and (newest is None or held > newest):
+            newest = held
+        lag = (utcnow() - scan_started).total_seconds()
+        _save_state(conn, source.key, name, "watermark", watermark_ts=newest, applied=counts.upserted + counts.deleted,
+                    lag_seconds=lag, source_time=scan_started)
+    clear_failures(engine, dispatch.job_id, name)
+    return counts, lag
 
 
 def _raw_version_path(mapping: Mapping, name: str) -> str | None:
@@ -279,36 +388,33 @@ def _raw_version_path(mapping: Mapping, name: str) -> str | None:
     return first.path if first is not None and first.path and "." not in first.path else None
 
 
-def _watermark_collection(
-    engine: Engine, source: Source, mapping: Mapping, name: str, run_id: str, delete_mode: str,
-    sweep_deletes: bool, batch_size: int,
-) -> tuple[SyncCounts, float]:
-    scan_started = utcnow()
+def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask) -> RangeSynced:
+    """Upsert what changed in one `_id` range and sweep its deleted ids (a task: runs in a worker).
+
+    Each batch commits on its own; running the range again is harmless (a document the target
+    already holds at its version is skipped, a row already deleted is not found again).
+    """
+    plan, name = task.plan, task.collection
     cm = mapping.collection(name)
-    applier = _Applier(mapping, name, run_id, delete_mode)
-    table = applier.tables[cm.table]
-    key = table.c[cm.spec.id]
-    version_col = table.c[cm.spec.version] if cm.spec.version and cm.spec.version in table.c else None
-    with engine.connect() as conn:
-        row = _state(conn, source.key, name)
-        if version_col is not None:
-            present: dict[str, datetime | None] = {r[0]: r[1] for r in conn.execute(select(key, version_col))}
-        else:
-            present = dict.fromkeys(conn.execute(select(key)).scalars())
-    newest = row.watermark_ts if row is not None else None
+    applier = _Applier(mapping, name, plan.run_id, plan.delete_mode)
+    present = _present(engine, applier, cm, task.lo, task.hi)
     raw_path = _raw_version_path(mapping, name)
+    newest: datetime | None = None
     seen: set[str] = set()
     pending = Mapped()
     counts = SyncCounts()
 
     def flush() -> None:
-        with engine.connect() as conn, conn.begin():
-            counts.add(applier.write(conn, pending))
+        def write() -> SyncCounts:
+            with engine.connect() as conn, conn.begin():
+                return applier.write(conn, pending)
+
+        counts.add(retry_if_busy(write))
         pending.docs.clear()
         pending.rejects.clear()
         pending.skipped.clear()
 
-    for _pos, doc in source.scan(name):
+    for _pos, doc in source.scan(name, task.lo, task.hi):
         rid = cm.record_id(doc)
         seen.add(rid)
         held = present.get(rid)
@@ -330,13 +436,26 @@ def _watermark_collection(
             newest = version
         if rid not in present or version is None or held is None or version > held:
             pending.docs.append((md, doc))
-        if len(pending.docs) >= batch_size:
+        if len(pending.docs) >= plan.batch_size:
             flush()
     flush()
-    gone = sorted(present.keys() - seen) if sweep_deletes else []
-    with engine.connect() as conn, conn.begin():
-        counts.add(applier.delete(conn, gone))
-        lag = (utcnow() - scan_started).total_seconds()
-        _save_state(conn, source.key, name, "watermark", watermark_ts=newest, applied=counts.upserted + counts.deleted,
-                    lag_seconds=lag, source_time=scan_started)
-    return counts, lag
+    gone = sorted(present.keys() - seen) if plan.sweep_deletes else []
+    if gone:
+        def sweep() -> SyncCounts:
+            with engine.connect() as conn, conn.begin():
+                return applier.delete(conn, gone)
+
+        counts.add(retry_if_busy(sweep))
+    return RangeSynced(counts, newest)
+
+
+def _present(engine: Engine, applier: _Applier, cm: Any, lo: str, hi: str | None) -> dict[str, datetime | None]:
+    """id -> version of the target's rows in [lo, hi)."""
+    table = applier.tables[cm.table]
+    key = table.c[cm.spec.id]
+    version_col = table.c[cm.spec.version] if cm.spec.version and cm.spec.version in table.c else None
+    cond = [key >= lo] if hi is None else [key >= lo, key < hi]
+    with engine.connect() as conn:
+        if version_col is None:
+            return dict.fromkeys(conn.execute(select(key).where(*cond)).scalars())
+        return {r[0]: r[1] for r in conn.execute(select(key, version_col).where(*cond))}

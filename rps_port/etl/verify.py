@@ -7,6 +7,11 @@ its documents' hashes), and leaves are folded into a tree whose root says "equal
 Only leaves whose hash differs are scanned a second time, document by document, to name the exact
 missing, extra and different ids and the differing columns.
 
+Both passes are `_id` range tasks (`hash_range`, `name_differences`) that run on an executor
+(rps_port.etl.executors: this process, local processes, Dask): a task returns its leaves' counts and
+hash sums, or the differences it named, and the parent sums the leaves into the tree. Sums do not
+depend on how the ids were split, so the report is the same on every executor.
+
 Documents the mapping rejects or skips, and documents the ETL recorded as rejects, are expected
 to be absent from the target, so they are never reported as missing.
 """
@@ -18,7 +23,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +34,16 @@ from sqlalchemy import Engine, Table, and_, func, insert, or_, select
 
 from rps_port.etl.backfill import split_ids
 from rps_port.etl.errors import RejectError
+from rps_port.etl.executors import (
+    Executor,
+    LocalExecutor,
+    RangeDispatch,
+    RangeFailure,
+    WorkerSpec,
+    clear_failures,
+    range_job_id,
+    range_of_run,
+)
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import CollectionMapping, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlReject
@@ -128,10 +143,12 @@ class Leaves:
 
     @classmethod
     def over(cls, lo: str | None, hi: str | None, parts: int) -> Leaves:
-        ranges = split_ids(lo, hi, parts)
-        cuts = [r[0] for r in ranges[1:]]
-        n = len(ranges)
-        return cls(cuts, [0] * n, [0] * n)
+        return cls.cut_at([r[0] for r in split_ids(lo, hi, parts)[1:]])
+
+    @classmethod
+    def cut_at(cls, cuts: Sequence[str]) -> Leaves:
+        n = len(cuts) + 1
+        return cls(list(cuts), [0] * n, [0] * n)
 
     def index(self, key: str) -> int:
         return bisect.bisect_right(self.cuts, key)
@@ -145,6 +162,21 @@ class Leaves:
         lo = "" if i == 0 else self.cuts[i - 1]
         hi = self.cuts[i] if i < len(self.cuts) else None
         return lo, hi
+
+    def touching(self, lo: str, hi: str | None) -> range:
+        """The leaves that hold ids of [lo, hi)."""
+        last = len(self.count) - 1 if hi is None else bisect.bisect_left(self.cuts, hi)
+        return range(self.index(lo), last + 1)
+
+    def filled(self) -> dict[int, tuple[int, int]]:
+        """leaf -> (documents, hash sum) of the leaves holding documents: what a range task hands back."""
+        return {i: (c, a) for i, (c, a) in enumerate(zip(self.count, self.acc)) if c}
+
+    def absorb(self, filled: dict[int, tuple[int, int]]) -> None:
+        """Add a range task's leaves (counts and hash sums add up, whichever task saw which id)."""
+        for i, (c, a) in filled.items():
+            self.count[i] += c
+            self.acc[i] = (self.acc[i] + a) % _MOD
 
     def tree(self) -> list[list[int]]:
         """Levels from the leaves up to the root; a node is the hash of its two children."""
@@ -192,11 +224,12 @@ class CollectionResult:
     leaves: int = 0
     leaves_rescanned: int = 0
     differences: list[Difference] = field(default_factory=list)
+    failed_ranges: list[RangeFailure] = field(default_factory=list)  # not verified: the result is incomplete
     seconds: float = 0.0
 
     @property
     def clean(self) -> bool:
-        return not self.differences
+        return not self.differences and not self.failed_ranges
 
     def counts(self) -> dict[str, int]:
         out = {"missing": 0, "extra": 0, "different": 0}
@@ -211,6 +244,7 @@ class CollectionResult:
             "expected_absent": self.expected_absent, "leaves": self.leaves,
             "leaves_rescanned": self.leaves_rescanned, "clean": self.clean, **self.counts(),
             "seconds": round(self.seconds, 3), "differences": [d.as_dict() for d in self.differences],
+            "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failed_ranges],
         }
 
 
@@ -219,8 +253,12 @@ class VerifyReport:
     id: str
     started_at: datetime
     finished_at: datetime
-    mode: str
+    mode: str  # full | recheck-changed | range (--range: one range, not stored) | incomplete (ranges failed)
     collections: list[CollectionResult]
+    executor: str = "local"
+    workers: int = 1
+    only_range: str | None = None
+    processes: set[int] = field(default_factory=set)  # pids that ran the range tasks
 
     @property
     def clean(self) -> bool:
@@ -230,10 +268,17 @@ class VerifyReport:
     def differences(self) -> list[Difference]:
         return [d for c in self.collections for d in c.differences]
 
+    @property
+    def failed_ranges(self) -> list[RangeFailure]:
+        return [f for c in self.collections for f in c.failed_ranges]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-            "mode": self.mode, "clean": self.clean, "collections": [c.as_dict() for c in self.collections],
+            "mode": self.mode, "clean": self.clean, "executor": self.executor, "workers": self.workers,
+            "only_range": self.only_range, "worker_processes": len(self.processes),
+            "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failed_ranges],
+            "collections": [c.as_dict() for c in self.collections],
         }
 
     def junit(self) -> str:
@@ -243,12 +288,15 @@ class VerifyReport:
             case = ET.SubElement(suite, "testcase", classname="etl.verify", name=c.collection, time=f"{c.seconds:.3f}")
             if not c.clean:
                 counts = c.counts()
+                unverified = f", {len(c.failed_ranges)} range(s) not verified" if c.failed_ranges else ""
                 failure = ET.SubElement(
                     case, "failure",
-                    message=f"{counts['missing']} missing, {counts['extra']} extra, {counts['different']} different",
+                    message=f"{counts['missing']} missing, {counts['extra']} extra, {counts['different']} different"
+                            f"{unverified}",
                 )
                 failure.text = "\n".join(
-                    f"{d.kind} {d.record_id} {','.join(d.columns)} {d.detail}".rstrip() for d in c.differences[:200]
+                    [f"not verified {f.selector} {f.error}" for f in c.failed_ranges]
+                    + [f"{d.kind} {d.record_id} {','.join(d.columns)} {d.detail}".rstrip() for d in c.differences[:200]]
                 )
         return ET.tostring(suite, encoding="unicode")
 
@@ -365,7 +413,99 @@ class _TargetSide:
             yield rid, self.shape.canonical(dict(r), grouped[rid])
 
 
+# --------------------------------------------------------------------------- range tasks
+
+
+@dataclass(frozen=True)
+class VerifyTask:
+    """Hash the documents with `_id` in [lo, hi), or (with `narrow`) name the differences in those leaves."""
+
+    collection: str
+    lo: str
+    hi: str | None
+    cuts: tuple[str, ...]  # the whole tree's leaf bounds: every task puts an id into the same leaf
+    narrow: tuple[int, ...] = ()  # the differing leaves whose ids to name (empty: hash the range)
+
+
+@dataclass
+class RangeHashes:
+    """A hashing task's answer: a few numbers per leaf, whatever the size of its range."""
+
+    source: dict[int, tuple[int, int]]  # leaf -> (documents, hash sum): the source through the mapping
+    target: dict[int, tuple[int, int]]
+    absent: int  # source documents of the range expected absent (rejected, skipped, recorded rejects)
+
+
+def _sides(engine: Engine, source: Source, mapping: Mapping, collection: str) -> tuple[_SourceSide, _TargetSide]:
+    tables = mapping_tables(mapping)
+    cm = mapping.collection(collection)
+    shape = Shape.of(cm, tables)
+    return _SourceSide(engine, source, mapping, cm, shape, tables), _TargetSide(engine, shape, tables)
+
+
+def hash_range(engine: Engine, source: Source, mapping: Mapping, task: VerifyTask) -> RangeHashes:
+    """The leaves of both sides for one range (a task: runs in a worker, returns a small picklable answer)."""
+    src, tgt = _sides(engine, source, mapping, task.collection)
+    expected, actual = Leaves.cut_at(task.cuts), Leaves.cut_at(task.cuts)
+    for rid, canon in src.documents(doc for _pos, doc in source.scan(task.collection, task.lo, task.hi)):
+        expected.add(rid, document_hash(canon))
+    for rid, canon in tgt.documents(task.lo, task.hi):
+        actual.add(rid, document_hash(canon))
+    return RangeHashes(expected.filled(), actual.filled(), src.absent)
+
+
+def name_differences(engine: Engine, source: Source, mapping: Mapping, task: VerifyTask) -> list[Difference]:
+    """Read the differing leaves of one range again, document by document, and name each difference."""
+    src, tgt = _sides(engine, source, mapping, task.collection)
+    leaves, bad = Leaves.cut_at(task.cuts), set(task.narrow)
+    in_bad = (doc for _pos, doc in source.scan(task.collection, task.lo, task.hi)
+              if leaves.index(src.cm.record_id(doc)) in bad)
+    expected = dict(src.documents(in_bad))
+    actual: dict[str, dict[str, Any]] = {}
+    for i in task.narrow:
+        lo, hi = _clip(leaves.bounds(i), task.lo, task.hi)
+        actual.update(tgt.documents(lo, hi))
+    return _diff(task.collection, expected, actual)
+
+
+def _clip(bounds: tuple[str, str | None], lo: str, hi: str | None) -> tuple[str, str | None]:
+    """A leaf's bounds within [lo, hi) (a `--range` need not start or end on a leaf bound)."""
+    leaf_lo, leaf_hi = bounds
+    highs = [x for x in (leaf_hi, hi) if x is not None]
+    return max(leaf_lo, lo), (min(highs) if highs else None)
+
+
+def _hash_tasks(collection: str, leaves: Leaves, parts: int,
+                only: tuple[str, str, str | None] | None) -> list[VerifyTask]:
+    """`parts` tasks over contiguous groups of leaves, or the one `--range`."""
+    cuts = tuple(leaves.cuts)
+    if only is not None:
+        return [VerifyTask(collection, only[1], only[2], cuts)]
+    n = len(leaves.count)
+    parts = max(1, min(parts, n))
+    firsts = sorted({n * k // parts for k in range(parts)})
+    edges = [*firsts, n]
+    return [VerifyTask(collection, leaves.bounds(edges[k])[0], leaves.bounds(edges[k + 1] - 1)[1], cuts)
+            for k in range(len(firsts))]
+
+
+def _narrow_tasks(hashed: list[VerifyTask], leaves: Leaves, bad: list[int]) -> list[VerifyTask]:
+    """One naming task per hashed range that holds differing leaves, narrowed to those leaves."""
+    tasks = []
+    for t in hashed:
+        here = [i for i in bad if i in leaves.touching(t.lo, t.hi)]
+        if here:
+            lo = _clip(leaves.bounds(here[0]), t.lo, t.hi)[0]
+            hi = _clip(leaves.bounds(here[-1]), t.lo, t.hi)[1]
+            tasks.append(VerifyTask(t.collection, lo, hi, t.cuts, tuple(here)))
+    return tasks
+
+
 # --------------------------------------------------------------------------- verify
+
+
+def _in_this_process(engine: Engine, source: Source, mapping: Mapping) -> RangeDispatch:
+    return RangeDispatch(engine, LocalExecutor((engine, source, mapping)), None, range_job_id("verify", source.key))
 
 
 def verify_collection(
@@ -378,56 +518,60 @@ def verify_collection(
     only_ids: set[str] | None = None,
     progress: Progress | None = None,
     max_differences: int = 10_000,
+    dispatch: RangeDispatch | None = None,
+    parts: int | None = None,
+    only: tuple[str, str, str | None] | None = None,
 ) -> CollectionResult:
+    """One collection; its range tasks run on `dispatch` (default: in this process, one range)."""
     started = time.monotonic()
-    tables = mapping_tables(mapping)
-    cm = mapping.collection(collection)
-    shape = Shape.of(cm, tables)
-    src = _SourceSide(engine, source, mapping, cm, shape, tables)
-    tgt = _TargetSide(engine, shape, tables)
-    result = CollectionResult(collection)
-
     if only_ids is not None:  # --recheck-changed: compare just these ids, no tree
-        expected = dict(src.documents(source.fetch(collection, only_ids)))
-        actual = dict(tgt.documents(ids=list(only_ids)))
-        result.source_documents = len(expected) + src.absent
-        result.expected_rows, result.target_rows, result.expected_absent = len(expected), len(actual), src.absent
-        result.differences = _diff(collection, expected, actual)[:max_differences]
-        result.seconds = time.monotonic() - started
-        return result
-
-    s_stats = source.stats(collection)
-    t_lo, t_hi = tgt.id_bounds()
-    lows = [x for x in (s_stats.min_id, t_lo) if x]
-    highs = [x for x in (s_stats.max_id, t_hi) if x]
-    lo_id, hi_id = (min(lows) if lows else None), (max(highs) if highs else None)
-    a, b = Leaves.over(lo_id, hi_id, leaves), Leaves.over(lo_id, hi_id, leaves)
-    result.leaves = len(a.count)
-    for done, (rid, canon) in enumerate(src.documents(doc for _pos, doc in source.scan(collection)), start=1):
-        a.add(rid, document_hash(canon))
-        if progress is not None and done % 10_000 == 0:
-            progress({"event": "verify", "collection": collection, "side": "source", "documents": done})
-    for rid, canon in tgt.documents():
-        b.add(rid, document_hash(canon))
-    result.source_documents = s_stats.count
-    result.expected_rows = sum(a.count)
-    result.target_rows = sum(b.count)
-    result.expected_absent = src.absent
-    bad = mismatched_leaves(a, b)
-    result.leaves_rescanned = len(bad)
-    if bad:
-        bad_set = set(bad)
-        # The same source side again: its rejects are already loaded (its `absent` count was taken above).
-        in_bad = (doc for _pos, doc in source.scan(collection) if a.index(cm.record_id(doc)) in bad_set)
-        expected = dict(src.documents(in_bad))
-        actual: dict[str, dict[str, Any]] = {}
-        for i in bad:
-            lo, hi = a.bounds(i)
-            actual.update(tgt.documents(lo, hi))
-        result.differences = _diff(collection, expected, actual)[:max_differences]
+        result = _recheck(engine, source, mapping, collection, only_ids, max_differences)
+    else:
+        dispatch = dispatch or _in_this_process(engine, source, mapping)
+        result = _verify_by_ranges(engine, source, mapping, collection, dispatch, leaves,
+                                   parts or dispatch.executor.workers, only, max_differences)
     result.seconds = time.monotonic() - started
     if progress is not None:
         progress({"event": "verified", **{k: v for k, v in result.as_dict().items() if k != "differences"}})
+    return result
+
+
+def _recheck(engine: Engine, source: Source, mapping: Mapping, collection: str, only_ids: set[str],
+             max_differences: int) -> CollectionResult:
+    src, tgt = _sides(engine, source, mapping, collection)
+    expected = dict(src.documents(source.fetch(collection, only_ids)))
+    actual = dict(tgt.documents(ids=list(only_ids)))
+    return CollectionResult(collection, source_documents=len(expected) + src.absent, expected_rows=len(expected),
+                            target_rows=len(actual), expected_absent=src.absent,
+                            differences=_diff(collection, expected, actual)[:max_differences])
+
+
+def _verify_by_ranges(engine: Engine, source: Source, mapping: Mapping, collection: str, dispatch: RangeDispatch,
+                      leaf_count: int, parts: int, only: tuple[str, str, str | None] | None,
+                      max_differences: int) -> CollectionResult:
+    """Hash every range on the executor, build the tree here, name the ids of the differing leaves."""
+    s_stats = source.stats(collection)
+    tables = mapping_tables(mapping)
+    t_lo, t_hi = _TargetSide(engine, Shape.of(mapping.collection(collection), tables), tables).id_bounds()
+    lows = [x for x in (s_stats.min_id, t_lo) if x]
+    highs = [x for x in (s_stats.max_id, t_hi) if x]
+    expected = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaf_count)
+    actual = Leaves.cut_at(expected.cuts)
+    result = CollectionResult(collection, leaves=len(expected.count))
+    hashed = _hash_tasks(collection, expected, parts, only)
+    for out in dispatch.run(hash_range, hashed, "verify"):
+        expected.absorb(out.value.source)
+        actual.absorb(out.value.target)
+        result.expected_absent += out.value.absent
+    result.expected_rows, result.target_rows = sum(expected.count), sum(actual.count)
+    result.source_documents = s_stats.count if only is None else result.expected_rows + result.expected_absent
+    bad = mismatched_leaves(expected, actual)
+    result.leaves_rescanned = len(bad)
+    differences: list[Difference] = []
+    for out in dispatch.run(name_differences, _narrow_tasks(hashed, expected, bad), "verify-differences"):
+        differences.extend(out.value)
+    result.differences = sorted(differences, key=lambda d: d.record_id)[:max_differences]
+    result.failed_ranges = [f for f in dispatch.failures if f.collection == collection]
     return result
 
 
@@ -454,52 +598,90 @@ def run_verify(
     recheck_changed: bool = False,
     progress: Progress | None = None,
     record: bool = True,
+    executor: Executor | None = None,
+    spec: WorkerSpec | None = None,
+    parts: int | None = None,
+    only_range: str | None = None,
 ) -> VerifyReport:
-    """Verify `collections` (default: every mapped collection the source has) and store the result."""
+    """Verify `collections` (default: every mapped collection the source has) and store the result.
+
+    The range tasks run on `executor` (default: this process), each worker opening `spec`; `parts`
+    ranges per collection (default: one per worker). A failed range is recorded in
+    `etl_range_failures` and makes the report incomplete (not clean). `only_range`
+    (`COLLECTION:LO:HI`) verifies that range alone; such a partial report is never stored.
+    `recheck_changed` compares a handful of ids in this process (no tree, no tasks).
+    """
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
+    only = range_of_run(only_range, names)
+    if only and recheck_changed:
+        raise ValueError("--range and --recheck-changed do not combine: a range is verified whole")
     started = utcnow()
     changed = changed_since_last_verify(engine, mapping, names) if recheck_changed else None
+    executor = executor or LocalExecutor((engine, source, mapping))
+    dispatch = RangeDispatch(engine, executor, spec, range_job_id("verify", source.key), progress)
     results = []
     for name in names:
-        only = None if changed is None else changed.get(name, set())
-        results.append(verify_collection(engine, source, mapping, name, leaves=leaves, only_ids=only, progress=progress))
-    report = VerifyReport(str(uuid.uuid4()), started, utcnow(), "recheck-changed" if recheck_changed else "full", results)
-    if record:
+        if only and name != only[0]:
+            continue
+        result = verify_collection(engine, source, mapping, name, leaves=leaves, progress=progress, dispatch=dispatch,
+                                   only_ids=None if changed is None else changed.get(name, set()), parts=parts,
+                                   only=only)
+        if not result.failed_ranges and not only and changed is None:
+            clear_failures(engine, dispatch.job_id, name)  # the whole collection verified: older failures are moot
+        results.append(result)
+    report = VerifyReport(str(uuid.uuid4()), started, utcnow(), _mode(recheck_changed, only, dispatch), results,
+                          dispatch.executor.name, dispatch.executor.workers, only_range, dispatch.processes)
+    if record and not only:
         store_verify(engine, report)
     return report
+
+
+def _mode(recheck_changed: bool, only: tuple[str, str, str | None] | None, dispatch: RangeDispatch) -> str:
+    if only:
+        return "range"
+    if dispatch.failures:
+        return "incomplete"
+    return "recheck-changed" if recheck_changed else "full"
 
 
 # --------------------------------------------------------------------------- stored results
 
 
 def store_verify(engine: Engine, report: VerifyReport) -> None:
+    """Store the report; a range that could not be verified counts as a difference (the cutover's
+    verify gate reads `differences`, so an incomplete verify never passes it)."""
     summary = report.as_dict()
     for c in summary["collections"]:
         c["differences"] = c["differences"][:500]
     with engine.begin() as conn:
         conn.execute(insert(EtlVerifyRun.__table__).values(
             id=report.id, started_at=report.started_at, finished_at=report.finished_at, mode=report.mode,
-            clean=report.clean, differences=len(report.differences), summary=summary,
+            clean=report.clean, differences=len(report.differences) + len(report.failed_ranges), summary=summary,
         ))
 
 
-def last_verify(engine: Engine) -> EtlVerifyRun | None:
-    """The most recent verify (what the cutover's `verify clean and recent` gate reads)."""
+def last_verify(engine: Engine, *, complete: bool = False) -> EtlVerifyRun | None:
+    """The most recent verify (what the cutover's `verify clean and recent` gate reads); with
+    `complete`, the most recent one whose every range was verified."""
     table = EtlVerifyRun.__table__
+    query = select(table).order_by(table.c.finished_at.desc()).limit(1)
+    if complete:
+        query = query.where(table.c.mode != "incomplete")
     with engine.connect() as conn:
-        row = conn.execute(select(table).order_by(table.c.finished_at.desc()).limit(1)).first()
+        row = conn.execute(query).first()
     if row is None:
         return None
     return EtlVerifyRun(**row._mapping)
 
 
 def changed_since_last_verify(engine: Engine, mapping: Mapping, names: list[str]) -> dict[str, set[str]] | None:
-    """Ids to re-check: last verify's differences plus target rows written since it started.
+    """Ids to re-check: the last complete verify's differences plus target rows written since it started.
 
     Rows are written by the backfill and the sync with `src_updated_at` = the source's updatedAt, so a
     change the sync applied after the last verify shows up here. None when there is no earlier verify.
+    An incomplete verify (ranges failed) is no base: what it did not verify may have changed before it.
     """
-    last = last_verify(engine)
+    last = last_verify(engine, complete=True)
     if last is None:
         return None
     out: dict[str, set[str]] = {n: set() for n in names}

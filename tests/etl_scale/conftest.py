@@ -46,3 +46,20 @@ def checksums(engine: Engine, mapping: Mapping) -> dict[str, str]:
             lines = sorted("|".join(_canon(v) for v in r) for r in rows)
             out[name] = f"{len(lines)}:{hashlib.sha256(chr(10).join(lines).encode()).hexdigest()[:16]}"
     return out
+
+
+@pytest.fixture(scope="session")
+def changed_dataset(scale_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`scale_dataset` after the legacy app kept writing: updates, replaces, inserts and deletes, as a mongodump."""
+    from bson import encode
+    from etl_sync.mongo_script import Recorder, mongo_from_dump
+
+    db = mongo_from_dump(scale_dataset)["rps"]
+    out = tmp_path_factory.mktemp("legacy-changed")
+    recorder = Recorder(db, out / "changes.jsonl", seed=11)
+    for _ in range(40):
+        recorder.random_change()
+    assert {op for op, _c, _i in recorder.log} == {"update", "replace", "insert", "delete"}
+    for name in ("customers", "orders", "transactions"):
+        (out / f"{name}.bson").write_bytes(b"".join(encode(doc) for doc in db[name].find()))
+    return out
