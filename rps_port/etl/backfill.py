@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -167,7 +167,8 @@ def plan_ranges(engine: Engine, source: Source, job: Job, collection: str, parts
     if rows:
         return [RangeTask(collection, r.range_lo, r.range_hi, r.bound) for r in rows]
     stats = source.stats(collection)
-    tasks = [RangeTask(collection, lo, hi, stats.max_id) for lo, hi in split_ids(stats.min_id, stats.max_id, parts)]
+    tasks = [RangeTask(collection, lo, hi, stats.max_id)
+             for lo, hi in split_ids(stats.min_id, stats.max_id, parts, stats.sample)]
     # All ranges are recorded at once, so a job killed before reaching some of them still knows them all.
     with engine.begin() as conn:
         conn.execute(
@@ -182,13 +183,20 @@ def plan_ranges(engine: Engine, source: Source, job: Job, collection: str, parts
     return tasks
 
 
-def split_ids(min_id: str | None, max_id: str | None, parts: int) -> list[tuple[str, str | None]]:
-    """`parts` contiguous ranges covering everything up to max_id, split evenly over the id space."""
+def split_ids(
+    min_id: str | None, max_id: str | None, parts: int, sample: Sequence[str] = ()
+) -> list[tuple[str, str | None]]:
+    """`parts` contiguous ranges covering everything up to max_id. With a sorted `sample` of the
+    collection's ids, cut at its quantiles (ranges of about equal document counts: ObjectIds are
+    timestamps, and collections grow unevenly over time); without one, evenly over the id space."""
     if parts <= 1 or not min_id or not max_id or min_id == max_id:
         return [("", None)]
-    lo, hi = int(min_id, 16), int(max_id, 16)
-    step = max(1, (hi - lo) // parts)
-    cuts = sorted({format(lo + step * i, "024x") for i in range(1, parts)})
+    if len(sample) >= parts:
+        cuts = sorted({sample[len(sample) * i // parts] for i in range(1, parts)} - {min_id})
+    else:
+        lo, hi = int(min_id, 16), int(max_id, 16)
+        step = max(1, (hi - lo) // parts)
+        cuts = sorted({format(lo + step * i, "024x") for i in range(1, parts)})
     edges = ["", *cuts]
     return [(edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i in range(len(edges))]
 

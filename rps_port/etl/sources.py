@@ -12,6 +12,7 @@ ObjectId gets the key "" and belongs to the first range, where the mapping rejec
 from __future__ import annotations
 
 import gzip
+import random
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -34,11 +35,15 @@ class SourceError(RuntimeError):
     """The source cannot be opened or read; the message says which path/URI and why (no credentials)."""
 
 
+SAMPLE_SIZE = 2048  # ids kept to cut a collection into ranges of about equal document counts
+
+
 @dataclass
 class SourceStats:
     count: int
     min_id: str | None
     max_id: str | None
+    sample: tuple[str, ...] = ()  # ObjectId keys drawn uniformly from the collection, sorted
 
 
 def in_range(key: str, lo: str, hi: str | None, bound: str | None) -> bool:
@@ -103,12 +108,18 @@ class _FileSource:
     def stats(self, collection: str) -> SourceStats:
         if collection not in self._stats:
             count, lo, hi = 0, None, None
+            sample: list[str] = []
+            draw = random.Random(0).randrange  # reservoir sampling: bounded memory, same sample every run
             for _pos, key, _raw in self._raw(collection, 0):
                 count += 1
                 if key:
                     lo = key if lo is None or key < lo else lo
                     hi = key if hi is None or key > hi else hi
-            self._stats[collection] = SourceStats(count, lo, hi)
+                    if len(sample) < SAMPLE_SIZE:
+                        sample.append(key)
+                    elif (slot := draw(count)) < SAMPLE_SIZE:
+                        sample[slot] = key
+            self._stats[collection] = SourceStats(count, lo, hi, tuple(sorted(sample)))
         return self._stats[collection]
 
     def scan(
@@ -236,10 +247,13 @@ class MongoSource:
         coll = self.db[collection]
         first = next(iter(coll.find({}, {"_id": 1}).sort("_id", 1).limit(1)), None)
         last = next(iter(coll.find({}, {"_id": 1}).sort("_id", -1).limit(1)), None)
+        drawn = coll.aggregate([{"$sample": {"size": SAMPLE_SIZE}}, {"$project": {"_id": 1}}])
+        sample = {k for d in drawn if (k := normalize_object_id(d["_id"]))}
         return SourceStats(
             coll.count_documents({}),
             normalize_object_id(first["_id"]) if first else None,
             normalize_object_id(last["_id"]) if last else None,
+            tuple(sorted(sample)),
         )
 
     def scan(

@@ -360,7 +360,8 @@ def _watermark_collection(
         ranges = [(only[1], only[2])]
     else:  # the first range starts at "" and the last is open: target ids beyond the source's are swept too
         stats = source.stats(name) if parts > 1 else None
-        ranges = split_ids(stats.min_id if stats else None, stats.max_id if stats else None, parts)
+        ranges = split_ids(stats.min_id if stats else None, stats.max_id if stats else None, parts,
+                           stats.sample if stats else ())
     outcomes = dispatch.run(sync_range, [SyncTask(plan, lo, hi) for lo, hi in ranges], "sync-range")
     counts = SyncCounts()
     for out in outcomes:

@@ -142,8 +142,8 @@ class Leaves:
     acc: list[int] = field(default_factory=list)
 
     @classmethod
-    def over(cls, lo: str | None, hi: str | None, parts: int) -> Leaves:
-        return cls.cut_at([r[0] for r in split_ids(lo, hi, parts)[1:]])
+    def over(cls, lo: str | None, hi: str | None, parts: int, sample: Sequence[str] = ()) -> Leaves:
+        return cls.cut_at([r[0] for r in split_ids(lo, hi, parts, sample)[1:]])
 
     @classmethod
     def cut_at(cls, cuts: Sequence[str]) -> Leaves:
@@ -555,7 +555,8 @@ def _verify_by_ranges(engine: Engine, source: Source, mapping: Mapping, collecti
     t_lo, t_hi = _TargetSide(engine, Shape.of(mapping.collection(collection), tables), tables).id_bounds()
     lows = [x for x in (s_stats.min_id, t_lo) if x]
     highs = [x for x in (s_stats.max_id, t_hi) if x]
-    expected = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaf_count)
+    # Leaves of about equal document counts, so the range tasks (groups of leaves) are even too.
+    expected = Leaves.over(min(lows) if lows else None, max(highs) if highs else None, leaf_count, s_stats.sample)
     actual = Leaves.cut_at(expected.cuts)
     result = CollectionResult(collection, leaves=len(expected.count))
     hashed = _hash_tasks(collection, expected, parts, only)

@@ -90,3 +90,34 @@ def test_mongoexport_extended_json_v1_and_v2_read_alike(tmp_path):
     assert [r["name"] for r in rows] == ["A", "B", "C"]
     assert len({r["created_at"] for r in rows}) == 1 and rows[0]["created_at"].microsecond == 123000
     assert all(r["marketing_opt_in"] is True for r in rows)
+
+
+def test_ranges_hold_about_equal_document_counts_when_ids_are_unevenly_spread(tmp_path):
+    """ObjectIds are timestamps: a collection that grew over time packs most ids into the last part
+    of the id space. Ranges are cut at the quantiles of a sample of ids, not evenly over the space."""
+    from bson import ObjectId, encode
+
+    from rps_port.etl.backfill import split_ids
+    from rps_port.etl.sources import in_range, open_source
+
+    folder = tmp_path / "rps"
+    folder.mkdir()
+    # 200 documents over the first 90% of the time span, 1,800 in the last 10%.
+    start, span = 1_500_000_000, 100_000_000
+    stamps = [start + i * (span * 9 // 10) // 200 for i in range(200)]
+    stamps += [start + span * 9 // 10 + i * (span // 10) // 1800 for i in range(1800)]
+    ids = [ObjectId(format(ts, "08x") + format(i, "016x")) for i, ts in enumerate(stamps)]
+    (folder / "orders.bson").write_bytes(b"".join(encode({"_id": oid, "n": i}) for i, oid in enumerate(ids)))
+
+    source = open_source(folder)
+    stats = source.stats("orders")
+    keys = [str(oid) for oid in ids]
+    for parts in (2, 4):
+        ranges = split_ids(stats.min_id, stats.max_id, parts, stats.sample)
+        counts = [sum(1 for k in keys if in_range(k, lo, hi, stats.max_id)) for lo, hi in ranges]
+        assert sum(counts) == len(keys)
+        assert len(counts) == parts
+        assert max(counts) <= 1.2 * len(keys) / parts, counts
+    # without a sample, the even split of the id space puts 90% of the documents in the last range
+    even = split_ids(stats.min_id, stats.max_id, 2)
+    assert sum(1 for k in keys if in_range(k, *even[1], stats.max_id)) > 0.85 * len(keys)

@@ -24,7 +24,7 @@ def _summary(output: str) -> dict:
 def test_failed_range_is_listed_with_a_command_that_retries_it(sqlite_db_url, scale_dataset):
     source = open_source(scale_dataset)
     stats = source.stats("customers")
-    _first, (second_lo, _hi) = split_ids(stats.min_id, stats.max_id, 2)
+    _first, (second_lo, _hi) = split_ids(stats.min_id, stats.max_id, 2, stats.sample)
     engine = make_engine(sqlite_db_url)
     with engine.begin() as conn:  # a real failure in the target: this range's batches cannot commit
         conn.execute(text("CREATE TRIGGER planted BEFORE UPDATE ON etl_checkpoints WHEN NEW.collection = 'customers' "

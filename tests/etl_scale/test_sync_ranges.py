@@ -85,7 +85,7 @@ def test_failed_sync_range_keeps_its_watermark_and_its_retry_command_works(sqlit
     engine = _backfilled(sqlite_db_url, scale_dataset)
     source = open_source(changed_dataset)
     stats = source.stats("transactions")
-    _first, (second_lo, _hi) = split_ids(stats.min_id, stats.max_id, 2)
+    _first, (second_lo, _hi) = split_ids(stats.min_id, stats.max_id, 2, stats.sample)
     with engine.begin() as conn:  # a real failure in the target: the upper range's delete sweep cannot commit
         conn.execute(text("CREATE TRIGGER planted BEFORE DELETE ON transactions WHEN OLD.id >= "
                           f"'{second_lo}' BEGIN SELECT RAISE(ABORT, 'planted failure'); END"))
