@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, insert, select, update
 
 from rps_port.etl.batch import BatchProcessor
+from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import writer_for
 from rps_port.etl.mapping import Mapping
 from rps_port.etl.models import EtlCheckpoint, EtlReconciliation, EtlReject, EtlRun
@@ -237,6 +238,7 @@ def _batches(source: Source, task: RangeTask, start: str | None, size: int) -> I
         yield pos or "", docs
 
 
+@bulk_gc()
 def process_range(
     engine: Engine,
     source: Source,

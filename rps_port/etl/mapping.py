@@ -239,11 +239,12 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
             if i + 1 < len(col.plan):
                 lines.append(f"{indent}else:")
                 indent += "    "
-        lines += [
-            "    if v is None or v is MISSING:",
-            f"        v = absent(col{c}, v, used, ctx, record_id, prefix)",
-            f"    row[{col.name!r}] = v",
-        ]
+        spec = col.spec
+        if spec.fallback is None and spec.default is None and not spec.required:
+            lines.append("    if v is MISSING:\n        v = None")  # what absent() returns for such a column
+        else:
+            lines += ["    if v is None or v is MISSING:", f"        v = absent(col{c}, v, used, ctx, record_id, prefix)"]
+        lines.append(f"    row[{col.name!r}] = v")
     exec(compile("\n".join(lines) + "\n", "<mapping>", "exec"), ns)  # noqa: S102 - source built above from the validated mapping
     return ns["fill"]
 
