@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Engine, and_, delete, insert, select
 from sqlalchemy.exc import OperationalError
@@ -406,6 +407,55 @@ class RangeDispatch:
         return any(f.collection == collection for f in self.failures)
 
 
+class CheckpointWatch:
+    """Live progress of a collection's ranges while they run elsewhere (worker processes, Dask),
+    read from their checkpoints: the same per-range `batch` events (running totals, documents added)
+    that `process_range` emits when it runs in this process, about once per `interval` seconds."""
+
+    def __init__(self, engine: Engine, job: Job, collection: str, progress: Progress, interval: float = 1.0) -> None:
+        self.engine, self.job, self.collection, self.progress = engine, job, collection, progress
+        self.interval = interval
+        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="etl-progress", daemon=True)
+
+    def poll(self, *, resumed: bool = False) -> None:
+        cps = EtlCheckpoint.__table__
+        query = select(cps.c.range_lo, cps.c.range_hi, cps.c.loaded, cps.c.rejected, cps.c.skipped).where(
+            and_(cps.c.job_id == self.job.job_id, cps.c.collection == self.collection))
+        with self._lock:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            for r in rows:
+                totals = (r.loaded or 0, r.rejected or 0, sum((r.skipped or {}).values()))
+                before = self._seen.get(r.range_lo, (0, 0, 0))
+                if totals == before:
+                    continue
+                self._seen[r.range_lo] = totals
+                event = {"event": "batch", "collection": self.collection, "range": [r.range_lo, r.range_hi],
+                         "documents": sum(totals) - sum(before), "loaded": totals[0], "rejected": totals[1],
+                         "skipped": totals[2]}
+                self.progress({**event, "resumed": True} if resumed else event)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # progress is best effort; the run reports real errors
+                log.debug("progress poll failed", exc_info=True)
+
+    def __enter__(self) -> Self:
+        self.poll(resumed=True)  # what earlier runs of this job loaded is counted, not announced as new
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+
+
 # --------------------------------------------------------------------------- the whole run
 
 
@@ -475,20 +525,23 @@ def run_scaled_backfill(
             if progress is not None:
                 progress({"event": "collection", "collection": name, "total": source.stats(name).count,
                           "ranges": len(tasks)})
-            for task, outcome, error in executor.map(run_range, tasks, spec, job):
-                out = outcome if outcome is not None else RangeOutcome(task, error=error)
-                if out.worker:
-                    pids.add(int(out.worker.split("/")[0]))
-                if out.error is None:
-                    clear_failures(engine, job.job_id, name, task.lo)
-                else:
-                    failure = RangeFailure(name, task.lo, task.hi, out.error)
-                    record_failure(engine, job.job_id, failure)
-                    failures.append(failure)
-                if progress is not None:
-                    progress({"event": "batch", "collection": name, "range": [out.task.lo, out.task.hi],
-                              "documents": out.documents, "loaded": out.loaded, "rejected": out.rejected,
-                              "skipped": out.skipped, "seconds": round(out.seconds, 3), "error": out.error})
+            watch = CheckpointWatch(engine, job, name, progress) if progress is not None else nullcontext()
+            with watch:
+                for task, outcome, error in executor.map(run_range, tasks, spec, job):
+                    out = outcome if outcome is not None else RangeOutcome(task, error=error)
+                    if out.worker:
+                        pids.add(int(out.worker.split("/")[0]))
+                    if out.error is None:
+                        clear_failures(engine, job.job_id, name, task.lo)
+                    else:
+                        failure = RangeFailure(name, task.lo, task.hi, out.error)
+                        record_failure(engine, job.job_id, failure)
+                        failures.append(failure)
+                    if progress is not None:
+                        watch.poll()  # the range's last batches, before the event that says it ended
+                        progress({"event": "range", "collection": name, "range": [out.task.lo, out.task.hi],
+                                  "documents": out.documents, "loaded": out.loaded, "rejected": out.rejected,
+                                  "skipped": out.skipped, "seconds": round(out.seconds, 3), "error": out.error})
             if failures:
                 break  # later collections reference this one: they wait for the retry
             if only:

@@ -9,6 +9,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from rps_port.etl import load_mapping, open_source, run_backfill
+from rps_port.etl.backfill import split_ids
 from rps_port.etl.executors import (
     DaskExecutor,
     LocalExecutor,
@@ -94,3 +95,36 @@ def test_range_selectors_parse_and_bad_ones_say_why():
     assert parse_range("orders:5f00:") == ("orders", "5f00", None)
     with pytest.raises(ValueError, match="COLLECTION:LO:HI"):
         parse_range("orders")
+
+
+def test_worker_processes_report_progress_while_their_ranges_run(pg_db_url, scale_dataset):
+    """Ranges in other processes show per-batch progress (read from their checkpoints), and the
+    documents the events add up to are each collection's source count: nothing counted twice."""
+    events: list[dict] = []
+    _engine, _mapping, source, result = _scaled(pg_db_url, scale_dataset, ProcessExecutor(2), progress=events.append)
+    assert result.summary.status == "done"
+    ended = {}
+    for i, e in enumerate(events):
+        if e["event"] == "range":
+            ended[(e["collection"], e["range"][0])] = i
+    for name in ("customers", "orders", "transactions"):
+        batches = [(i, e) for i, e in enumerate(events) if e["event"] == "batch" and e["collection"] == name]
+        assert sum(e["documents"] for _, e in batches) == source.stats(name).count
+        for i, e in batches:  # every batch event of a range comes before the event saying it ended
+            assert i < ended[(name, e["range"][0])]
+
+
+def test_progress_of_a_resumed_job_counts_its_done_ranges_once(pg_db_url, scale_dataset):
+    source = open_source(scale_dataset)
+    stats = source.stats("customers")
+    first = split_ids(stats.min_id, stats.max_id, 2, stats.sample)[0]
+    selector = f"customers:{first[0]}:{first[1]}"
+    _e, _m, _s, partial = _scaled(pg_db_url, scale_dataset, ProcessExecutor(2), only_range=selector)
+    assert partial.summary.status == "interrupted"
+    events: list[dict] = []
+    _e, _m, _s, result = _scaled(pg_db_url, scale_dataset, ProcessExecutor(2), progress=events.append)
+    assert result.summary.resumed and result.summary.status == "done"
+    customers = [e for e in events if e["event"] == "batch" and e["collection"] == "customers"]
+    resumed = [e for e in customers if e.get("resumed")]
+    assert [e["range"][0] for e in resumed] == [first[0]] and resumed[0]["documents"] > 0
+    assert sum(e["documents"] for e in customers) == stats.count
