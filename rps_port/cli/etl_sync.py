@@ -115,6 +115,9 @@ def sync(
     soft_deletes: Annotated[bool, typer.Option("--soft-deletes", help="Apply source deletes as deleted_at.")] = False,
     capture: Annotated[bool, typer.Option(
         "--capture-token", help="Only store the change stream's current position (run before the backfill).")] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="--mode watermark: read every document, even of a source file unchanged since the last "
+                       "sync, or of a live source that could be asked from the watermark on.")] = False,
     as_json: JsonOpt = False,
     workers: WorkersOpt = None,
     executor: ExecutorOpt = None,
@@ -126,11 +129,14 @@ def sync(
     --mode watermark runs as _id range tasks, like `etl run`: in this process, on --workers N local
     processes, or on a Dask cluster (--executor dask --scheduler tcp://HOST:8786); its watermark moves
     once every range succeeded, and a failed range is listed with the command that retries it (--range).
+    A collection whose dump/export file is unchanged since its last complete sync (size, mtime and
+    content digest) is not read; a live server is asked only for what changed since the watermark.
+    --full reads everything (e.g. to repair rows changed in the target by something else).
     The change-stream and --events modes are one ordered stream: they always run sequentially in this
     process (the range options are refused there).
     """
     from rps_port.etl.changes import ChangeStream, RecordedChanges
-    from rps_port.etl.sync import capture_token, run_sync, run_watermark_sync
+    from rps_port.etl.sync import UNCHANGED, capture_token, run_sync, run_watermark_sync
 
     if (source is None) == (events is None):
         raise fail_exit("give exactly one of --source or --events")
@@ -150,9 +156,13 @@ def sync(
             err_console.print(f"sync: {event.get('events', '')} events, upserted {event.get('upserted')}, "
                               f"deleted {event.get('deleted')}, lag {event.get('lag_seconds', 0)} s")
 
+    stream_reads_on = ("--full applies to --mode watermark: a change stream (or --events) reads on from its "
+                       "stored position")
     if events is not None:
         if ranged:
             raise fail_exit(sequential_only)
+        if full:
+            raise fail_exit(stream_reads_on)
         result = run_sync(engine, m, RecordedChanges(events), follow=follow, delete_mode=delete_mode,
                           progress=None if as_json else show)
     else:
@@ -165,6 +175,8 @@ def sync(
                     raise fail_exit("change streams need a mongodb:// source; use --mode watermark for files")
                 if ranged:
                     raise fail_exit(sequential_only)
+                if full:
+                    raise fail_exit(stream_reads_on)
                 stream = ChangeStream(src.db, names or list(m.collections))
                 if capture:
                     capture_token(engine, stream)
@@ -177,7 +189,8 @@ def sync(
                                     quiet=as_json) as ex:
                     try:
                         result = run_watermark_sync(engine, src, m, names, delete_mode=delete_mode, executor=ex,
-                                                    spec=_spec(source, url, db, mapping), only_range=only_range)
+                                                    spec=_spec(source, url, db, mapping), only_range=only_range,
+                                                    full=full)
                     except ValueError as exc:  # a --range that is not one of the run's collections
                         raise fail_exit(str(exc)) from None
             else:
@@ -195,6 +208,8 @@ def sync(
         console.print(f"{done} ({result.mode} on {result.executor} x{result.workers}): {result.events} events, "
                       f"upserted {c.upserted}, deleted {c.deleted}, stale ignored {c.stale}, rejected {c.rejected}; "
                       f"lag {result.lag_seconds:.1f} s")
+        if result.unchanged:
+            console.print(f"{', '.join(result.unchanged)}: {UNCHANGED} (not read; --full reads it anyway)")
         if only_range and not result.failures:
             console.print("the watermark moves with a whole run: run the same command without --range")
     if result.failures:

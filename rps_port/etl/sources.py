@@ -12,11 +12,13 @@ ObjectId gets the key "" and belongs to the first range, where the mapping rejec
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 import re
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +48,26 @@ class SourceStats:
     sample: tuple[str, ...] = ()  # ObjectId keys drawn uniformly from the collection, sorted
 
 
+@dataclass(frozen=True)
+class FileFingerprint:
+    """What a source file was when a sync read it: equal fingerprints mean equal content."""
+
+    size: int
+    mtime_ns: int
+    digest: str  # BLAKE2b-256 of the file's bytes (compressed ones for .gz), hex
+
+
+def file_fingerprint(path: Path) -> FileFingerprint:
+    """Size and mtime from one stat, then the digest streamed over the file (about 1 GB/s).
+
+    The stat comes first: a file written while it is hashed yields a digest no later read matches.
+    """
+    st = path.stat()
+    with path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=32)).hexdigest()
+    return FileFingerprint(st.st_size, st.st_mtime_ns, digest)
+
+
 def in_range(key: str, lo: str, hi: str | None, bound: str | None) -> bool:
     return key >= lo and (hi is None or key < hi) and (bound is None or key <= bound)
 
@@ -68,7 +90,7 @@ class Source(Protocol):
 # --------------------------------------------------------------------------- files
 
 
-class _FileSource:
+class FileSource:
     """Shared logic of the file sources: one file per collection, scanned front to back."""
 
     suffixes: tuple[str, ...] = ()
@@ -94,6 +116,9 @@ class _FileSource:
             return self._files[collection]
         except KeyError:
             raise SourceError(f"{self.folder}: no file for collection {collection!r}") from None
+
+    def fingerprint(self, collection: str) -> FileFingerprint:
+        return file_fingerprint(self._path(collection))
 
     def _open(self, collection: str) -> Any:
         path = self._path(collection)
@@ -147,7 +172,7 @@ class _FileSource:
         pass
 
 
-class DumpSource(_FileSource):
+class DumpSource(FileSource):
     """A mongodump database folder: `<collection>.bson` (or `.bson.gz`), BSON documents back to back."""
 
     suffixes = (".bson", ".bson.gz")
@@ -183,7 +208,7 @@ class DumpSource(_FileSource):
         return bson.decode(raw, _CODEC)
 
 
-class ExportSource(_FileSource):
+class ExportSource(FileSource):
     """mongoexport files: `<collection>.json`, one Extended JSON (v1 or v2) document per line."""
 
     suffixes = (".json", ".json.gz", ".jsonl")
@@ -259,22 +284,30 @@ class MongoSource:
     def scan(
         self, collection: str, lo: str = "", hi: str | None = None, bound: str | None = None, start: str | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        from bson import ObjectId
-
-        cond: dict[str, Any] = {}
-        if start:
-            cond["$gt"] = ObjectId(start)
-        elif lo:
-            cond["$gte"] = ObjectId(lo)
-        else:
-            cond["$gte"] = ObjectId("0" * 24)
-        if hi is not None:
-            cond["$lt"] = ObjectId(hi)
-        if bound is not None:
-            cond["$lte"] = ObjectId(bound)
+        cond = _id_range(lo, hi, bound, start)
         cursor = self.db[collection].find({"_id": cond}).sort("_id", 1).batch_size(1000)
         for doc in cursor:
             yield normalize_object_id(doc["_id"]) or "", doc
+
+    def ids(self, collection: str, lo: str = "", hi: str | None = None) -> Iterator[str]:
+        """The ids in [lo, hi), read from the `_id` index alone (a covered query: no document is fetched)."""
+        cursor = self.db[collection].find({"_id": _id_range(lo, hi)}, {"_id": 1}).batch_size(10000)
+        for doc in cursor:
+            yield normalize_object_id(doc["_id"]) or ""
+
+    def changed_since(
+        self, collection: str, path: str, since: datetime, lo: str = "", hi: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Documents in [lo, hi) whose `path` is a date at or after `since`, or is not a date at all.
+
+        A value that is missing, null, a string or a number cannot be compared by the server the way
+        the mapping reads it (it converts strings and epoch numbers, and falls back to other fields),
+        so those documents are always returned and compared with the target's version by the caller.
+        """
+        naive = since.astimezone(UTC).replace(tzinfo=None)  # stored dates are UTC; the client may be naive
+        query = {"_id": _id_range(lo, hi),
+                 "$or": [{path: {"$gte": naive}}, {path: {"$not": {"$type": "date"}}}]}
+        yield from self.db[collection].find(query).batch_size(1000)
 
     def count(self, collection: str) -> int:
         return self.db[collection].count_documents({})
@@ -300,6 +333,18 @@ class MongoSource:
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
+
+
+def _id_range(lo: str = "", hi: str | None = None, bound: str | None = None, start: str | None = None) -> dict[str, Any]:
+    """The `_id` condition of a range: ObjectIds only, from `start` (exclusive) or `lo`, below `hi`, up to `bound`."""
+    from bson import ObjectId
+
+    cond: dict[str, Any] = {"$gt": ObjectId(start)} if start else {"$gte": ObjectId(lo or "0" * 24)}
+    if hi is not None:
+        cond["$lt"] = ObjectId(hi)
+    if bound is not None:
+        cond["$lte"] = ObjectId(bound)
+    return cond
 
 
 def _mask_mongo(uri: str) -> str:
@@ -351,4 +396,5 @@ def manifest_path(location: str | Path) -> Path | None:
     return None
 
 
-__all__ = ["DumpSource", "ExportSource", "MongoSource", "Source", "SourceError", "SourceStats", "open_source"]
+__all__ = ["DumpSource", "ExportSource", "FileFingerprint", "FileSource", "MongoSource", "Source", "SourceError",
+           "SourceStats", "open_source"]

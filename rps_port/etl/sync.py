@@ -13,6 +13,11 @@ rejects and the `src_updated_at` stale-write guard are the same as in the backfi
   collection's watermark. The scan is split into `_id` range tasks (`sync_range`) that run on an
   executor (rps_port.etl.executors); each commits its own batches and is idempotent, and the parent
   stores the watermark only once every range of the collection succeeded.
+  What is read depends on the source. A file is fingerprinted (size, mtime, BLAKE2b of its bytes)
+  and the fingerprint stored with the watermark: a collection whose file has the fingerprint of
+  its last complete sync is not read at all. A live server is asked only for the documents whose
+  version is at or after the watermark (minus `overlap`) or is not a date, plus the ids the target
+  lacks; the delete sweep reads ids alone. The first run, and every run with `full`, reads all.
 
 The change mode stays in one process: a stream is one ordered sequence, and its resume token only
 means something for the whole of it.
@@ -22,12 +27,13 @@ Hard deletes in the source become deletes in SQL, or soft deletes (`deleted_at`)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
@@ -49,15 +55,21 @@ from rps_port.etl.executors import (
 )
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import Mapping, SkipDocument
-from rps_port.etl.sources import Source
+from rps_port.etl.sources import FileFingerprint, FileSource, MongoSource, Source
 from rps_port.etl.sync_models import EtlSyncState
 from rps_port.etl.tables import mapping_tables
+from rps_port.ids import normalize_object_id
 from rps_port.observability.metrics import set_etl_lag
 from rps_port.timeutil import ensure_utc, utcnow
 
 log = logging.getLogger("rps_port.etl.sync")
 Progress = Callable[[dict[str, Any]], None]
 ALL = "*"
+# A live source is asked for versions from this long before the watermark: a document saved by an
+# app server whose clock runs behind, or committed after a newer one was read, is still picked up.
+WATERMARK_OVERLAP = timedelta(minutes=5)
+UNCHANGED = "source file unchanged since the last sync"
+STATE_KEY_LENGTH = 64  # etl_sync_state.source_key
 
 
 @dataclass
@@ -88,26 +100,37 @@ class SyncResult:
     failures: list[RangeFailure] = field(default_factory=list)
     processes: set[int] = field(default_factory=set)
     only_range: str | None = None
+    unchanged: list[str] = field(default_factory=list)  # collections whose source file had not changed
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "source": self.source_key, "batches": self.batches, "events": self.events,
                 **asdict(self.counts), "lag_seconds": round(self.lag_seconds, 3), "seconds": round(self.seconds, 3),
                 "executor": self.executor, "workers": self.workers, "worker_processes": len(self.processes),
-                "only_range": self.only_range,
+                "only_range": self.only_range, "unchanged": self.unchanged,
                 "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failures]}
 
 
 # --------------------------------------------------------------------------- state
 
 
+def _state_key(source_key: str) -> str:
+    """What a source's rows are stored under: its key, or for a long one a prefix and a digest (two
+    dump folders whose paths start alike must not share a position)."""
+    if len(source_key) <= STATE_KEY_LENGTH:
+        return source_key
+    digest = hashlib.blake2b(source_key.encode(), digest_size=8).hexdigest()
+    return f"{source_key[:STATE_KEY_LENGTH - len(digest) - 1]}~{digest}"
+
+
 def _state(conn: Connection, source_key: str, collection: str) -> Any:
     t = EtlSyncState.__table__
-    return conn.execute(select(t).where(and_(t.c.source_key == source_key[:64], t.c.collection == collection))).first()
+    key = _state_key(source_key)
+    return conn.execute(select(t).where(and_(t.c.source_key == key, t.c.collection == collection))).first()
 
 
 def _save_state(conn: Connection, source_key: str, collection: str, mode: str, **values: Any) -> None:
     t = EtlSyncState.__table__
-    key = source_key[:64]
+    key = _state_key(source_key)
     values = {**values, "updated_at": utcnow()}
     if _state(conn, key, collection) is None:
         conn.execute(t.insert().values(source_key=key, collection=collection, mode=mode,
@@ -282,6 +305,8 @@ def run_watermark_sync(
     spec: WorkerSpec | None = None,
     parts: int | None = None,
     only_range: str | None = None,
+    full: bool = False,
+    overlap: timedelta = WATERMARK_OVERLAP,
 ) -> SyncResult:
     """Pick up new and changed documents by watermark, and deletions by a sweep of ids.
 
@@ -290,6 +315,8 @@ def run_watermark_sync(
     worker) run on `executor` (default: this process), each worker opening `spec`. A failed range is
     recorded in `etl_range_failures` and stops the run before the next collection, without moving
     the collection's watermark. `only_range` (`COLLECTION:LO:HI`) syncs that range alone.
+    A collection whose source file is unchanged since its last complete sync is skipped, and a live
+    source is queried from the watermark on; `full` reads every document of every collection.
     """
     started = time.monotonic()
     run_id = str(uuid.uuid4())
@@ -302,20 +329,32 @@ def run_watermark_sync(
     for name in names:
         if only and name != only[0]:
             continue
-        plan = WatermarkPlan(name, run_id, delete_mode, sweep_deletes, batch_size)
-        counts, lag = _watermark_collection(engine, source, dispatch, plan, parts or executor.workers, only)
-        result.counts.add(counts)
-        result.batches += 1
-        if progress is not None:
-            progress({"event": "sync", "collection": name, **asdict(counts)})
-        if dispatch.failed(name):
-            break  # later collections reference this one: they wait for the retry
+        checked_at = utcnow()
+        fingerprint = source.fingerprint(name) if isinstance(source, FileSource) and only is None else None
+        if fingerprint is not None and not full and _file_unchanged(engine, source.key, name, fingerprint,
+                                                                    mapping.version):
+            lag = _record_unchanged(engine, source.key, name, checked_at)
+            result.unchanged.append(name)
+            if progress is not None:
+                progress({"event": "sync", "collection": name, **asdict(SyncCounts()), "unchanged": UNCHANGED})
+        else:
+            since = None if full else _query_since(engine, source, mapping, name, overlap)
+            plan = WatermarkPlan(name, run_id, delete_mode, sweep_deletes, batch_size, since)
+            kept = fingerprint if sweep_deletes else None  # a run without the sweep is not a complete sync
+            counts, lag = _watermark_collection(engine, source, dispatch, plan, parts or executor.workers, only,
+                                                _file_columns(kept, mapping.version))
+            result.counts.add(counts)
+            result.batches += 1
+            if progress is not None:
+                progress({"event": "sync", "collection": name, **asdict(counts)})
+            if dispatch.failed(name):
+                break  # later collections reference this one: they wait for the retry
         if lag is not None:
             set_etl_lag(name, lag)
             result.lag_seconds = max(result.lag_seconds, lag)
     result.seconds = time.monotonic() - started
     log.info("watermark sync done", extra={"upserted": result.counts.upserted, "deleted": result.counts.deleted,
-                                           "failed_ranges": len(dispatch.failures)})
+                                           "unchanged": len(result.unchanged), "failed_ranges": len(dispatch.failures)})
     return result
 
 
@@ -328,6 +367,7 @@ class WatermarkPlan:
     delete_mode: str
     sweep_deletes: bool
     batch_size: int
+    since: datetime | None = None  # a live source: ask only for versions from here on (None: read all)
 
 
 @dataclass(frozen=True)
@@ -349,13 +389,61 @@ class RangeSynced:
     newest: datetime | None  # the newest version among the range's documents
 
 
+def _file_columns(fingerprint: FileFingerprint | None, mapping_version: str | None) -> dict[str, Any]:
+    """The state's `file_*` columns: the file a complete sync read, and the mapping it read it through."""
+    if fingerprint is None:
+        return dict.fromkeys(("file_size", "file_mtime_ns", "file_digest", "file_mapping_version"))
+    return {"file_size": fingerprint.size, "file_mtime_ns": fingerprint.mtime_ns, "file_digest": fingerprint.digest,
+            "file_mapping_version": mapping_version}
+
+
+def _file_unchanged(engine: Engine, source_key: str, name: str, fingerprint: FileFingerprint,
+                    mapping_version: str) -> bool:
+    """Whether the collection's last complete sync from this source read this same file through this
+    same mapping (a changed mapping may load documents it rejected before: the file is read again)."""
+    with engine.connect() as conn:
+        row = _state(conn, source_key, name)
+    if row is None or row.mode != "watermark":
+        return False
+    return {k: getattr(row, k) for k in _file_columns(None, None)} == _file_columns(fingerprint, mapping_version)
+
+
+def _record_unchanged(engine: Engine, source_key: str, name: str, checked_at: datetime) -> float:
+    """The collection is in step with its source as of `checked_at`: its lag is the age of that check."""
+    lag = (utcnow() - checked_at).total_seconds()
+    with engine.connect() as conn, conn.begin():
+        _save_state(conn, source_key, name, "watermark", lag_seconds=lag, source_time=checked_at, last_run="unchanged")
+    return lag
+
+
+def _forget_other_fingerprints(engine: Engine, source_key: str, name: str) -> None:
+    """Another source is about to write this collection: a file read before no longer describes the target."""
+    t = EtlSyncState.__table__
+    with engine.connect() as conn, conn.begin():
+        conn.execute(update(t).where(t.c.collection == name, t.c.source_key != _state_key(source_key),
+                                     t.c.file_digest.is_not(None))
+                     .values(_file_columns(None, None)))
+
+
+def _query_since(engine: Engine, source: Source, mapping: Mapping, name: str, overlap: timedelta) -> datetime | None:
+    """For a live source with a stored watermark and a plain version field: where its query starts."""
+    if not isinstance(source, MongoSource) or _raw_version_path(mapping, name) is None:
+        return None
+    with engine.connect() as conn:
+        row = _state(conn, source.key, name)
+    held = row.watermark_ts if row is not None and row.mode == "watermark" else None
+    return ensure_utc(held) - overlap if held is not None else None
+
+
 def _watermark_collection(
     engine: Engine, source: Source, dispatch: RangeDispatch, plan: WatermarkPlan, parts: int,
-    only: tuple[str, str, str | None] | None,
+    only: tuple[str, str, str | None] | None, file_columns: dict[str, Any],
 ) -> tuple[SyncCounts, float | None]:
-    """Run the collection's range tasks; store its watermark when all succeeded (lag None otherwise)."""
+    """Run the collection's range tasks; store its watermark (and `file_columns`, the fingerprint of the
+    file taken before the read) when all succeeded (lag None otherwise)."""
     scan_started = utcnow()
     name = plan.collection
+    _forget_other_fingerprints(engine, source.key, name)
     if only is not None:
         ranges = [(only[1], only[2])]
     else:  # the first range starts at "" and the last is open: target ids beyond the source's are swept too
@@ -376,7 +464,8 @@ def _watermark_collection(
             newest = held
         lag = (utcnow() - scan_started).total_seconds()
         _save_state(conn, source.key, name, "watermark", watermark_ts=newest, applied=counts.upserted + counts.deleted,
-                    lag_seconds=lag, source_time=scan_started)
+                    lag_seconds=lag, source_time=scan_started, last_run="queried" if plan.since else "scanned",
+                    **file_columns)
     clear_failures(engine, dispatch.job_id, name)
     return counts, lag
 
@@ -400,8 +489,8 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
     applier = _Applier(mapping, name, plan.run_id, plan.delete_mode)
     present = _present(engine, applier, cm, task.lo, task.hi)
     raw_path = _raw_version_path(mapping, name)
+    docs, seen = _range_documents(source, task, raw_path, present)
     newest: datetime | None = None
-    seen: set[str] = set()
     pending = Mapped()
     counts = SyncCounts()
 
@@ -415,12 +504,13 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
         pending.rejects.clear()
         pending.skipped.clear()
 
-    for _pos, doc in source.scan(name, task.lo, task.hi):
+    for doc in docs:
         rid = cm.record_id(doc)
         seen.add(rid)
         held = present.get(rid)
         raw = doc.get(raw_path) if raw_path else None
-        if held is not None and isinstance(raw, datetime) and ensure_utc(raw) <= held:
+        if held is not None and isinstance(raw, datetime) and (raw := ensure_utc(raw)) <= held:
+            newest = raw if newest is None or raw > newest else newest
             continue  # unchanged since the target's version: no need to map it again
         try:
             md = cm.map(doc, mapping.secret)
@@ -448,6 +538,31 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
 
         counts.add(retry_if_busy(sweep))
     return RangeSynced(counts, newest)
+
+
+def _range_documents(
+    source: Source, task: SyncTask, raw_path: str | None, present: dict[str, datetime | None]
+) -> tuple[Iterator[dict[str, Any]], set[str]]:
+    """The range's documents to compare with the target, and the set its ids are collected in.
+
+    A full read yields every document and the caller collects their ids. A live source queried
+    from the watermark yields the changed documents and those the target lacks, and the set starts
+    with every id of the range, read first (ids only), so the sweep sees exactly what a full read sees.
+    """
+    name, plan = task.collection, task.plan
+    if plan.since is None or raw_path is None or not isinstance(source, MongoSource):
+        return (doc for _pos, doc in source.scan(name, task.lo, task.hi)), set()
+    ids = set(source.ids(name, task.lo, task.hi))
+
+    def changed_then_unknown() -> Iterator[dict[str, Any]]:
+        returned: set[str] = set()
+        for doc in source.changed_since(name, raw_path, plan.since, task.lo, task.hi):
+            returned.add(normalize_object_id(doc.get("_id")) or "")
+            yield doc
+        # new documents (whatever their _id or version) and any the target lost or rejected
+        yield from source.fetch(name, sorted(ids - present.keys() - returned))
+
+    return changed_then_unknown(), ids
 
 
 def _present(engine: Engine, applier: _Applier, cm: Any, lo: str, hi: str | None) -> dict[str, datetime | None]:

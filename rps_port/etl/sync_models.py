@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rps_port.domain.base import Base
@@ -16,6 +16,9 @@ class EtlSyncState(Base):
     """Where the sync of one collection stands: a change-stream resume token or a watermark.
 
     Written in the same transaction as the changes it covers, so a restart resumes exactly there.
+    For a file source, the watermark comes with the fingerprint of the file it was read from
+    (`file_*`, with the mapping it was read through): a later run that finds the same file under the
+    same mapping skips the collection (`last_run` "unchanged").
     """
 
     __tablename__ = "etl_sync_state"
@@ -30,6 +33,11 @@ class EtlSyncState(Base):
     lag_seconds: Mapped[float | None] = mapped_column(Float)
     source_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    file_digest: Mapped[str | None] = mapped_column(String(64))
+    file_mapping_version: Mapped[str | None] = mapped_column(String(80))  # the mapping that read that file
+    last_run: Mapped[str | None] = mapped_column(String(16))  # watermark: scanned | unchanged | queried
 
 
 class EtlVerifyRun(Base):
