@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -63,7 +63,12 @@ Progress = Callable[[dict[str, Any]], None]
 
 def canonical_value(value: Any) -> Any:
     """One representation per value, whatever database or source it came from."""
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if kind is str or value is None or kind is int or kind is bool:  # the common cases, by exact type
+        return value
+    if kind is datetime and value.tzinfo is UTC:
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, Decimal):
         text = format(value.normalize(), "f")
@@ -110,7 +115,8 @@ class Shape:
 
 
 def document_hash(canonical: dict[str, Any]) -> int:
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Keys come in the Shape's column order on both sides, so the text is deterministic unsorted.
+    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")
 
 
