@@ -7,7 +7,8 @@ fresh scratch PostgreSQL database:
 
 - backfill with `ProcessExecutor(1)` and with `ProcessExecutor(2)` (both pay the same process start-up;
   the ranges of each collection run in parallel, collections one after another);
-- a full `etl verify` of the 2-worker database (documents/s, compared with the backfill's);
+- a full `etl verify` of the 2-worker database, in one process and on 2 worker processes
+  (documents/s, compared with the backfill's with as many workers);
 - the no-change incremental run of verify: `verify --recheck-changed` right after that verify, as a
   share of the 1-worker backfill (the sync's no-change run is measured by the sync's own benchmark);
 - the preflight estimate for this dataset next to the measured 1-worker backfill (checks WRITE_FACTOR).
@@ -114,6 +115,20 @@ def main() -> None:
         assert report.clean, [d.as_dict() for d in report.differences][:5]
         rows.append(("verify, full (1 process)", f"{sv:.1f} s, {docs / sv:,.0f} docs/s",
                      f">= backfill 1 worker ({docs / s1:,.0f})", "yes" if sv <= s1 else "NO"))
+
+        log("verify (full), 2 worker processes ...")
+        from rps_port.etl.executors import ProcessExecutor, WorkerSpec
+
+        executor = ProcessExecutor(2)
+        started = time.monotonic()
+        try:
+            report = run_verify(engine, source, mapping, executor=executor, spec=WorkerSpec(str(data), url2))
+        finally:
+            executor.close()
+        sv2 = time.monotonic() - started
+        assert report.clean, [d.as_dict() for d in report.differences][:5]
+        rows.append(("verify, full (2 worker processes)", f"{sv2:.1f} s, {docs / sv2:,.0f} docs/s",
+                     f">= backfill 2 workers ({docs / s2:,.0f})", "yes" if sv2 <= s2 else "NO"))
 
         log("verify --recheck-changed, nothing changed ...")
         started = time.monotonic()
