@@ -11,12 +11,14 @@ from rps_port.etl.sources import DumpSource, ExportSource, MongoSource, SourceEr
 from rps_port.legacy.manifest import Manifest
 
 
-def test_open_source_accepts_a_dump_root_a_db_folder_and_an_export_folder(small_dataset):
+def test_open_source_accepts_a_dump_root_a_db_folder_and_an_export_folder(small_dataset, tmp_path):
     assert isinstance(open_source(small_dataset), DumpSource)
     assert isinstance(open_source(small_dataset / "rps"), DumpSource)
     assert isinstance(open_source(small_dataset / "export"), ExportSource)
+    (tmp_path / "notes").mkdir()  # a folder holding neither (the dataset's own parent is shared by other tests)
+    (tmp_path / "notes" / "readme.txt").write_text("not a dump")
     with pytest.raises(SourceError, match="neither a mongodump"):
-        open_source(small_dataset.parent)
+        open_source(tmp_path)
 
 
 def test_dump_and_export_hold_the_same_documents_in_the_same_order(small_dataset):
