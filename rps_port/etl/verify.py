@@ -393,7 +393,7 @@ class _TargetSide:
             for part in chunks(sorted(ids)):
                 with self.engine.connect() as conn:
                     rows = conn.execute(select(*cols).where(key.in_(part)).order_by(key)).mappings().all()
-                    yield from self._with_children(conn, rows)
+                    yield from self._with_children(conn, rows, lambda c, part=part: c.in_(part))
             return
         after: str | None = None
         while True:
@@ -404,17 +404,25 @@ class _TargetSide:
                 rows = conn.execute(select(*cols).where(and_(*cond)).order_by(key).limit(chunk)).mappings().all()
                 if not rows:
                     return
-                yield from self._with_children(conn, rows)
-            after = rows[-1][self.shape.id]
+                last = rows[-1][self.shape.id]
+                # The children of this chunk are one range of the parent key: an index range scan,
+                # where a list of the chunk's ids would be a long IN list to parse and plan.
+                yield from self._with_children(
+                    conn, rows, lambda c, after=after, last=last: and_(c >= lo if after is None else c > after, c <= last))
+            after = last
 
-    def _with_children(self, conn: Any, rows: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _with_children(self, conn: Any, rows: list[Any],
+                       parent_in: Callable[[Any], Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """`rows` with their child rows; `parent_in(column)` selects the children of exactly these rows
+        (a child whose parent is not among them, possible only without a foreign key, is left out)."""
         ids = [r[self.shape.id] for r in rows]
         grouped: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in ids}
         for table, parent_key, _index, ccols in self.kids:
             select_cols = [table.c[c] for c in ccols]
-            for part in chunks(ids):
-                for crow in conn.execute(select(*select_cols).where(table.c[parent_key].in_(part))).mappings():
-                    grouped[crow[parent_key]].setdefault(table.name, []).append(dict(crow))
+            for crow in conn.execute(select(*select_cols).where(parent_in(table.c[parent_key]))).mappings():
+                found = grouped.get(crow[parent_key])
+                if found is not None:
+                    found.setdefault(table.name, []).append(dict(crow))
         for r in rows:
             rid = r[self.shape.id]
             yield rid, self.shape.canonical(dict(r), grouped[rid])
