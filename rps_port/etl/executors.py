@@ -236,6 +236,10 @@ class LocalExecutor:
         pass
 
 
+def _warm_up() -> None:
+    """Nothing: to call it, a worker imports this module, i.e. the whole ETL."""
+
+
 class ProcessExecutor:
     """A pool of local processes (spawned, so none inherits the parent's connections)."""
 
@@ -244,6 +248,10 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        # Start the workers now: each spends a second or more importing the ETL, which then overlaps
+        # with the parent's planning (job, id samples) instead of delaying the first ranges.
+        for _ in range(self.workers):
+            self.pool.submit(_warm_up)
 
     def map(self, fn: Callable[..., Any], tasks: list[Any], *args: Any) -> Iterator[Completed]:
         futures = {self.pool.submit(fn, *args, t): t for t in tasks}
