@@ -18,27 +18,19 @@ to be absent from the target, so they are never reported as missing.
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from sqlalchemy import Engine, Table, and_, func, insert, or_, select
 
-from rps_port.etl.backfill import split_ids
 from rps_port.etl.errors import RejectError
 from rps_port.etl.executors import (
     Executor,
     LocalExecutor,
     RangeDispatch,
-    RangeFailure,
     WorkerSpec,
     clear_failures,
     range_job_id,
@@ -51,261 +43,13 @@ from rps_port.etl.models import EtlReject
 from rps_port.etl.sources import Source
 from rps_port.etl.sync_models import EtlVerifyRun
 from rps_port.etl.tables import mapping_tables
-from rps_port.timeutil import ensure_utc, utcnow
+from rps_port.etl.verify_canonical import Shape, differing_columns, document_hash
+from rps_port.etl.verify_report import CollectionResult, Difference, VerifyReport
+from rps_port.etl.verify_tree import Leaves, mismatched_leaves
+from rps_port.timeutil import utcnow
 
 DEFAULT_LEAVES = 256
-_MOD = 1 << 128
 Progress = Callable[[dict[str, Any]], None]
-
-
-# --------------------------------------------------------------------------- canonical form
-
-
-def canonical_value(value: Any) -> Any:
-    """One representation per value, whatever database or source it came from."""
-    kind = type(value)
-    if kind is str or value is None or kind is int or kind is bool:  # the common cases, by exact type
-        return value
-    if kind is datetime and value.tzinfo is UTC:
-        return value.isoformat(timespec="microseconds")
-    if isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return "0" if text in ("-0", "0") else text
-    if isinstance(value, datetime):
-        return ensure_utc(value).isoformat(timespec="microseconds")
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
-    return str(value)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """Which columns of which tables make up one document of a collection."""
-
-    collection: str
-    table: str
-    id: str
-    columns: tuple[str, ...]
-    children: tuple[tuple[str, str, str, tuple[str, ...]], ...]  # (table, parent_key, index, columns)
-
-    @classmethod
-    def of(cls, cm: CollectionMapping, tables: dict[str, Table]) -> Shape:
-        spec = cm.spec
-        parent = tables[spec.table]
-        cols = [c for c in spec.columns if c in parent.c]
-        if spec.extra and spec.extra in parent.c and spec.extra not in cols:
-            cols.append(spec.extra)
-        kids = []
-        for child in spec.children.values():
-            ct = tables[child.table]
-            ccols = [child.parent_key, child.index, *child.inherit, *child.columns]
-            kids.append((child.table, child.parent_key, child.index, tuple(c for c in dict.fromkeys(ccols) if c in ct.c)))
-        return cls(cm.name, spec.table, spec.id, tuple(cols), tuple(kids))
-
-    def canonical(self, row: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-        out: dict[str, Any] = {c: canonical_value(row.get(c)) for c in self.columns}
-        for table, _parent_key, index, ccols in self.children:
-            rows = sorted(children.get(table, ()), key=lambda r: r.get(index))
-            out[table] = [{c: canonical_value(r.get(c)) for c in ccols} for r in rows]
-        return out
-
-
-def document_hash(canonical: dict[str, Any]) -> int:
-    # Keys come in the Shape's column order on both sides, so the text is deterministic unsorted.
-    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")
-
-
-def differing_columns(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Column names (child columns as `table[position].column`) whose canonical values differ."""
-    out: list[str] = []
-    for key in sorted(set(expected) | set(actual)):
-        a, b = expected.get(key), actual.get(key)
-        if isinstance(a, list) or isinstance(b, list):
-            a, b = a or [], b or []
-            for i in range(max(len(a), len(b))):
-                ra = a[i] if i < len(a) else None
-                rb = b[i] if i < len(b) else None
-                if ra is None or rb is None:
-                    out.append(f"{key}[{i}]")
-                    continue
-                out.extend(f"{key}[{i}].{c}" for c in sorted(set(ra) | set(rb)) if ra.get(c) != rb.get(c))
-        elif a != b:
-            out.append(key)
-    return out
-
-
-# --------------------------------------------------------------------------- leaves and the tree
-
-
-@dataclass
-class Leaves:
-    cuts: list[str]  # lower bounds of leaves 1..n-1 (leaf 0 starts at "")
-    count: list[int] = field(default_factory=list)
-    acc: list[int] = field(default_factory=list)
-
-    @classmethod
-    def over(cls, lo: str | None, hi: str | None, parts: int, sample: Sequence[str] = ()) -> Leaves:
-        return cls.cut_at([r[0] for r in split_ids(lo, hi, parts, sample)[1:]])
-
-    @classmethod
-    def cut_at(cls, cuts: Sequence[str]) -> Leaves:
-        n = len(cuts) + 1
-        return cls(list(cuts), [0] * n, [0] * n)
-
-    def index(self, key: str) -> int:
-        return bisect.bisect_right(self.cuts, key)
-
-    def add(self, key: str, h: int) -> None:
-        i = self.index(key)
-        self.count[i] += 1
-        self.acc[i] = (self.acc[i] + (h ^ int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "big"))) % _MOD
-
-    def bounds(self, i: int) -> tuple[str, str | None]:
-        lo = "" if i == 0 else self.cuts[i - 1]
-        hi = self.cuts[i] if i < len(self.cuts) else None
-        return lo, hi
-
-    def touching(self, lo: str, hi: str | None) -> range:
-        """The leaves that hold ids of [lo, hi)."""
-        last = len(self.count) - 1 if hi is None else bisect.bisect_left(self.cuts, hi)
-        return range(self.index(lo), last + 1)
-
-    def filled(self) -> dict[int, tuple[int, int]]:
-        """leaf -> (documents, hash sum) of the leaves holding documents: what a range task hands back."""
-        return {i: (c, a) for i, (c, a) in enumerate(zip(self.count, self.acc)) if c}
-
-    def absorb(self, filled: dict[int, tuple[int, int]]) -> None:
-        """Add a range task's leaves (counts and hash sums add up, whichever task saw which id)."""
-        for i, (c, a) in filled.items():
-            self.count[i] += c
-            self.acc[i] = (self.acc[i] + a) % _MOD
-
-    def tree(self) -> list[list[int]]:
-        """Levels from the leaves up to the root; a node is the hash of its two children."""
-        level = [hashlib.blake2b(f"{c}:{a}".encode(), digest_size=16).digest() for c, a in zip(self.count, self.acc)]
-        levels = [[int.from_bytes(x, "big") for x in level]]
-        while len(level) > 1:
-            level = [hashlib.blake2b(b"".join(level[i:i + 2]), digest_size=16).digest() for i in range(0, len(level), 2)]
-            levels.append([int.from_bytes(x, "big") for x in level])
-        return levels
-
-
-def mismatched_leaves(a: Leaves, b: Leaves) -> list[int]:
-    """Walk both trees from the root, descending only into differing nodes."""
-    ta, tb = a.tree(), b.tree()
-    nodes = [0] if ta[-1][0] != tb[-1][0] else []
-    for depth in range(len(ta) - 1, 0, -1):
-        below_a, below_b = ta[depth - 1], tb[depth - 1]
-        nodes = [c for n in nodes for c in (2 * n, 2 * n + 1) if c < len(below_a) and below_a[c] != below_b[c]]
-    return nodes
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Difference:
-    collection: str
-    record_id: str
-    kind: str  # missing | extra | different
-    columns: list[str] = field(default_factory=list)
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"collection": self.collection, "id": self.record_id, "kind": self.kind, "columns": self.columns,
-                "detail": self.detail}
-
-
-@dataclass
-class CollectionResult:
-    collection: str
-    source_documents: int = 0
-    expected_rows: int = 0
-    target_rows: int = 0
-    expected_absent: int = 0
-    leaves: int = 0
-    leaves_rescanned: int = 0
-    differences: list[Difference] = field(default_factory=list)
-    failed_ranges: list[RangeFailure] = field(default_factory=list)  # not verified: the result is incomplete
-    seconds: float = 0.0
-
-    @property
-    def clean(self) -> bool:
-        return not self.differences and not self.failed_ranges
-
-    def counts(self) -> dict[str, int]:
-        out = {"missing": 0, "extra": 0, "different": 0}
-        for d in self.differences:
-            out[d.kind] += 1
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "collection": self.collection, "source_documents": self.source_documents,
-            "expected_rows": self.expected_rows, "target_rows": self.target_rows,
-            "expected_absent": self.expected_absent, "leaves": self.leaves,
-            "leaves_rescanned": self.leaves_rescanned, "clean": self.clean, **self.counts(),
-            "seconds": round(self.seconds, 3), "differences": [d.as_dict() for d in self.differences],
-            "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failed_ranges],
-        }
-
-
-@dataclass
-class VerifyReport:
-    id: str
-    started_at: datetime
-    finished_at: datetime
-    mode: str  # full | recheck-changed | range (--range: one range, not stored) | incomplete (ranges failed)
-    collections: list[CollectionResult]
-    executor: str = "local"
-    workers: int = 1
-    only_range: str | None = None
-    processes: set[int] = field(default_factory=set)  # pids that ran the range tasks
-
-    @property
-    def clean(self) -> bool:
-        return all(c.clean for c in self.collections)
-
-    @property
-    def differences(self) -> list[Difference]:
-        return [d for c in self.collections for d in c.differences]
-
-    @property
-    def failed_ranges(self) -> list[RangeFailure]:
-        return [f for c in self.collections for f in c.failed_ranges]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-            "mode": self.mode, "clean": self.clean, "executor": self.executor, "workers": self.workers,
-            "only_range": self.only_range, "worker_processes": len(self.processes),
-            "failed_ranges": [{"range": f.selector, "error": f.error} for f in self.failed_ranges],
-            "collections": [c.as_dict() for c in self.collections],
-        }
-
-    def junit(self) -> str:
-        suite = ET.Element("testsuite", name="rps-port etl verify", tests=str(len(self.collections)),
-                           failures=str(sum(not c.clean for c in self.collections)))
-        for c in self.collections:
-            case = ET.SubElement(suite, "testcase", classname="etl.verify", name=c.collection, time=f"{c.seconds:.3f}")
-            if not c.clean:
-                counts = c.counts()
-                unverified = f", {len(c.failed_ranges)} range(s) not verified" if c.failed_ranges else ""
-                failure = ET.SubElement(
-                    case, "failure",
-                    message=f"{counts['missing']} missing, {counts['extra']} extra, {counts['different']} different"
-                            f"{unverified}",
-                )
-                failure.text = "\n".join(
-                    [f"not verified {f.selector} {f.error}" for f in c.failed_ranges]
-                    + [f"{d.kind} {d.record_id} {','.join(d.columns)} {d.detail}".rstrip() for d in c.differences[:200]]
-                )
-        return ET.tostring(suite, encoding="unicode")
 
 
 # --------------------------------------------------------------------------- the two sides
