@@ -110,15 +110,6 @@ class Writer:
             codec = self._codecs[table.name] = TableCodec(table, self.dialect)
         return codec
 
-    def _in(self, n: int) -> str:
-        return "IN (" + ",".join([self.ph] * n) + ")"
-
-    def id_filters(self, table: Table, key: str, ids: Sequence[Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
-        """`key` is one of `ids`, as (SQL condition, parameters) per statement: SQLite IN lists of
-        at most _CHUNK host parameters."""
-        for part in chunks(list(ids)):
-            yield f"{_q(key)} {self._in(len(part))}", tuple(part)
-
     def select_by_ids(self, table: Table, columns: Sequence[str], key: str, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         cols = ", ".join(_q(c) for c in columns)
@@ -133,10 +124,53 @@ class Writer:
             return set()
         return {r[0] for r in self.select_by_ids(table, [key], key, ids)}
 
+    def delete_by(self, table: Table, key: str, ids: Sequence[Any]) -> None:
+        for cond, params in self.id_filters(table, key, ids):
+            self.conn.exec_driver_sql(f"DELETE FROM {_q(table.name)} WHERE {cond}", params)
+
+    def _upsert_sql(self, table: Table, codec: TableCodec, source: str, version: str | None) -> str:
+        cols = ", ".join(_q(n) for n in codec.names)
+        updates = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in codec.names if n not in codec.pk)
+        guard = ""
+        if version:
+            t, v = _q(table.name), _q(version)
+            guard = f" WHERE {t}.{v} IS NULL OR {t}.{v} <= excluded.{v}"
+        conflict = ", ".join(_q(n) for n in codec.pk)
+        return f"INSERT INTO {_q(table.name)} ({cols}) {source} ON CONFLICT ({conflict}) DO UPDATE SET {updates}{guard}"
+
+    # implemented per backend
+    def id_filters(self, table: Table, key: str, ids: Sequence[Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+        """`key` is one of `ids`, as (SQL condition, parameters) per statement."""
+        raise NotImplementedError
+
     def live_holders(
         self, table: Table, columns: Sequence[str], deleted: str | None, keys: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], str]:
         """Which live row (by id) holds each key tuple of `columns` (bound values)."""
+        raise NotImplementedError
+
+    def upsert(self, table: Table, rows: list[dict[str, Any]], version: str | None) -> None:
+        raise NotImplementedError
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class SQLiteWriter(Writer):
+    dialect_name = "sqlite"
+    ph = "?"
+
+    def _in(self, n: int) -> str:
+        return "IN (" + ",".join([self.ph] * n) + ")"
+
+    def id_filters(self, table: Table, key: str, ids: Sequence[Any]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+        """IN lists of at most _CHUNK host parameters."""
+        for part in chunks(list(ids)):
+            yield f"{_q(key)} {self._in(len(part))}", tuple(part)
+
+    def live_holders(
+        self, table: Table, columns: Sequence[str], deleted: str | None, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], str]:
         out: dict[tuple[Any, ...], str] = {}
         if not keys:
             return out
@@ -155,7 +189,7 @@ class Writer:
         return out
 
     def _key_filter(self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-        """SQLite: an IN list and IS NOT NULL per key column (it then probes a partial unique index
+        """An IN list and IS NOT NULL per key column (it then probes a partial unique index
         such as `... WHERE provider_ref IS NOT NULL` with both columns)."""
         conds, params = [], []
         for i, col in enumerate(columns):
@@ -163,32 +197,6 @@ class Writer:
             conds.append(f"{_q(col)} {self._in(len(values))} AND {_q(col)} IS NOT NULL")
             params.extend(values)
         return " AND ".join(conds), params
-
-    def delete_by(self, table: Table, key: str, ids: Sequence[Any]) -> None:
-        for cond, params in self.id_filters(table, key, ids):
-            self.conn.exec_driver_sql(f"DELETE FROM {_q(table.name)} WHERE {cond}", params)
-
-    def _upsert_sql(self, table: Table, codec: TableCodec, source: str, version: str | None) -> str:
-        cols = ", ".join(_q(n) for n in codec.names)
-        updates = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in codec.names if n not in codec.pk)
-        guard = ""
-        if version:
-            t, v = _q(table.name), _q(version)
-            guard = f" WHERE {t}.{v} IS NULL OR {t}.{v} <= excluded.{v}"
-        conflict = ", ".join(_q(n) for n in codec.pk)
-        return f"INSERT INTO {_q(table.name)} ({cols}) {source} ON CONFLICT ({conflict}) DO UPDATE SET {updates}{guard}"
-
-    # implemented per backend
-    def upsert(self, table: Table, rows: list[dict[str, Any]], version: str | None) -> None:
-        raise NotImplementedError
-
-    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-
-class SQLiteWriter(Writer):
-    dialect_name = "sqlite"
-    ph = "?"
 
     def upsert(self, table: Table, rows: list[dict[str, Any]], version: str | None) -> None:
         if not rows:
@@ -215,16 +223,12 @@ class PostgresWriter(Writer):
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        self._staged: set[str] = set()
         # psycopg prepares a statement run 5 times; a generic plan for the key lookups (planned before
         # the table's statistics catch up with a bulk load) can be a sequential scan. Plan each one.
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
     def _raw(self) -> Any:
         return self.conn.connection.driver_connection
-
-    def _in(self, n: int) -> str:
-        return "IN (" + ",".join(["%s"] * n) + ")"
 
     def _array_type(self, table: Table, column: str) -> str:
         return table.c[column].type.compile(dialect=self.dialect) + "[]"
