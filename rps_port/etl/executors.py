@@ -41,6 +41,7 @@ from rps_port.etl.backfill import (
     rejects_by_reason,
     start_job,
 )
+from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.mapping import Mapping
 from rps_port.etl.models import EtlCheckpoint
 from rps_port.etl.sources import Source
@@ -180,10 +181,12 @@ class TaskOutcome:
 
 
 def run_work(work: Work, spec: WorkerSpec | None, task: Any) -> TaskOutcome:
-    """The generic task function: `work(engine, source, mapping, task)` in the worker; never raises."""
+    """The generic task function: `work(engine, source, mapping, task)` in the worker; never raises.
+    Range work is bulk document work, so it runs with the collector tuned for it (`bulk_gc`)."""
     started = time.monotonic()
     try:
-        value = work(*_open(spec), task)
+        with bulk_gc():
+            value = work(*_open(spec), task)
     except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
         _log_failure(task, exc)
         return TaskOutcome(task, error=_describe_error(exc), worker=_worker(), seconds=time.monotonic() - started)
@@ -397,19 +400,24 @@ class RangeDispatch:
         succeeded: dict[int, TaskOutcome] = {}
         for task, outcome, error in self.executor.map(run_work, tasks, work, self.spec):
             out = outcome if outcome is not None else TaskOutcome(task, error=error)
-            if out.worker:
-                self.processes.add(int(out.worker.split("/")[0]))
+            self.settle(task, out.error, out.worker)
             if out.error is None:
-                clear_failures(self.engine, self.job_id, task.collection, task.lo)
                 succeeded[id(task)] = out
-            else:
-                failure = RangeFailure(task.collection, task.lo, task.hi, out.error)
-                record_failure(self.engine, self.job_id, failure)
-                self.failures.append(failure)
             if self.progress is not None:
                 self.progress({"event": event, "collection": task.collection, "range": [task.lo, task.hi],
                                "seconds": round(out.seconds, 3), "error": out.error})
         return [succeeded[id(t)] for t in tasks if id(t) in succeeded]
+
+    def settle(self, task: Any, error: str | None, worker: str) -> None:
+        """Book one finished task: the process that ran it, and its range's failure recorded or cleared."""
+        if worker:
+            self.processes.add(int(worker.split("/")[0]))
+        if error is None:
+            clear_failures(self.engine, self.job_id, task.collection, task.lo)
+        else:
+            failure = RangeFailure(task.collection, task.lo, task.hi, error)
+            record_failure(self.engine, self.job_id, failure)
+            self.failures.append(failure)
 
     def failed(self, collection: str) -> bool:
         return any(f.collection == collection for f in self.failures)
@@ -517,8 +525,9 @@ def run_scaled_backfill(
         progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
                   "collections": names, "executor": executor.name, "workers": executor.workers})
     recs: list[Reconciliation] = []
-    failures: list[RangeFailure] = []
-    pids: set[int] = set()
+    # The books of the ranges (failures, worker processes); progress events are the backfill's own.
+    dispatch = RangeDispatch(engine, executor, spec, job.job_id)
+    failures = dispatch.failures
     try:
         for name in names:
             if only and name != only[0]:
@@ -537,14 +546,7 @@ def run_scaled_backfill(
             with watch:
                 for task, outcome, error in executor.map(run_range, tasks, spec, job):
                     out = outcome if outcome is not None else RangeOutcome(task, error=error)
-                    if out.worker:
-                        pids.add(int(out.worker.split("/")[0]))
-                    if out.error is None:
-                        clear_failures(engine, job.job_id, name, task.lo)
-                    else:
-                        failure = RangeFailure(name, task.lo, task.hi, out.error)
-                        record_failure(engine, job.job_id, failure)
-                        failures.append(failure)
+                    dispatch.settle(task, out.error, out.worker)
                     if progress is not None:
                         watch.poll()  # the range's last batches, before the event that says it ended
                         progress({"event": "range", "collection": name, "range": [out.task.lo, out.task.hi],
@@ -575,6 +577,6 @@ def run_scaled_backfill(
         status = "done" if all(r.balanced for r in recs) else "imbalanced"
     summary = RunSummary(job.run_id, job.job_id, job.resumed, status, time.monotonic() - started, recs,
                          rejects_by_reason(engine, names))
-    result = ScaledRun(summary, executor.name, executor.workers, failures, only_range, pids)
+    result = ScaledRun(summary, executor.name, executor.workers, failures, only_range, dispatch.processes)
     finish_job(engine, job, status, result.as_dict())
     return result

@@ -36,7 +36,6 @@ from rps_port.etl.executors import (
     range_job_id,
     range_of_run,
 )
-from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import CollectionMapping, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlReject
@@ -202,7 +201,6 @@ def _sides(engine: Engine, source: Source, mapping: Mapping, collection: str) ->
     return _SourceSide(engine, source, mapping, cm, shape, tables), _TargetSide(engine, shape, tables)
 
 
-@bulk_gc()
 def hash_range(engine: Engine, source: Source, mapping: Mapping, task: VerifyTask) -> RangeHashes:
     """The leaves of both sides for one range (a task: runs in a worker, returns a small picklable answer)."""
     src, tgt = _sides(engine, source, mapping, task.collection)
@@ -268,7 +266,6 @@ def _in_this_process(engine: Engine, source: Source, mapping: Mapping) -> RangeD
     return RangeDispatch(engine, LocalExecutor((engine, source, mapping)), None, range_job_id("verify", source.key))
 
 
-@bulk_gc()
 def verify_collection(
     engine: Engine,
     source: Source,
