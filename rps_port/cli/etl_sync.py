@@ -145,9 +145,15 @@ def sync(
     engine, _ = _engine(url, as_json)
     delete_mode = "soft" if soft_deletes else "hard"
     names = _collections(collections)
-    ranged = workers or executor or scheduler or only_range
-    sequential_only = ("--workers, --executor, --scheduler and --range apply to --mode watermark: a change stream "
-                       "(or --events) is one ordered sequence, applied sequentially in this process")
+
+    def refuse_watermark_options() -> None:
+        """A change stream (or --events) is one ordered sequence read on from its stored position."""
+        if workers or executor or scheduler or only_range:
+            raise fail_exit("--workers, --executor, --scheduler and --range apply to --mode watermark: a change "
+                            "stream (or --events) is one ordered sequence, applied sequentially in this process")
+        if full:
+            raise fail_exit("--full applies to --mode watermark: a change stream (or --events) reads on from its "
+                            "stored position")
 
     def show(event: dict) -> None:
         if as_json:
@@ -156,13 +162,8 @@ def sync(
             err_console.print(f"sync: {event.get('events', '')} events, upserted {event.get('upserted')}, "
                               f"deleted {event.get('deleted')}, lag {event.get('lag_seconds', 0)} s")
 
-    stream_reads_on = ("--full applies to --mode watermark: a change stream (or --events) reads on from its "
-                       "stored position")
     if events is not None:
-        if ranged:
-            raise fail_exit(sequential_only)
-        if full:
-            raise fail_exit(stream_reads_on)
+        refuse_watermark_options()
         result = run_sync(engine, m, RecordedChanges(events), follow=follow, delete_mode=delete_mode,
                           progress=None if as_json else show)
     else:
@@ -173,10 +174,7 @@ def sync(
             if chosen == "changestream":
                 if not live:
                     raise fail_exit("change streams need a mongodb:// source; use --mode watermark for files")
-                if ranged:
-                    raise fail_exit(sequential_only)
-                if full:
-                    raise fail_exit(stream_reads_on)
+                refuse_watermark_options()
                 stream = ChangeStream(src.db, names or list(m.collections))
                 if capture:
                     capture_token(engine, stream)
