@@ -15,12 +15,18 @@ from rps_port.config import mask_url
 app = typer.Typer(help="Backfill legacy MongoDB documents into SQL through the declarative mapping.", no_args_is_help=True)
 rejects_app = typer.Typer(help="Documents the mapping rejected: list, show, export, replay.", no_args_is_help=True)
 app.add_typer(rejects_app, name="rejects")
+indexes_app = typer.Typer(help="Indexes and foreign keys a bulk load deferred: list, restore.", no_args_is_help=True)
+app.add_typer(indexes_app, name="indexes")
 
 MappingOpt = Annotated[Path | None, typer.Option("--mapping", "-m", help="Mapping file (default: the shipped RPS mapping).")]
 TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target database URL (default: RPS_DATABASE_URL).")]
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="mongodb:// URI, mongodump root or database folder, or mongoexport folder.")]
 CollectionsOpt = Annotated[list[str] | None, typer.Option("--collections", "-c", help="Only these collections (repeat or comma-separate).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON lines of progress, then the summary).")]
+BulkLoadOpt = Annotated[bool, typer.Option(
+    "--bulk-load/--no-bulk-load",
+    help="On empty target tables: defer secondary indexes and parent-child foreign keys to the end "
+         "(PostgreSQL) and skip the per-batch lookup of existing rows.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database name inside a dump root or MongoDB (default: rps).")]
 # Range tasks on an executor: `etl run`, `etl verify` and `etl sync --mode watermark` (docs/etl-scale.md).
 WorkersOpt = Annotated[int | None, typer.Option(
@@ -147,6 +153,7 @@ def run(
     executor: ExecutorOpt = None,
     scheduler: SchedulerOpt = None,
     only_range: RangeOpt = None,
+    bulk_load: BulkLoadOpt = True,
 ) -> None:
     """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
     from rps_port.etl.backfill import run_backfill
@@ -157,7 +164,7 @@ def run(
         from rps_port.cli.etl_scale import run_with_executor
 
         return run_with_executor(source, target, collections, batch_size, mapping, db, as_json, workers,
-                                 executor, scheduler, only_range)
+                                 executor, scheduler, only_range, bulk_load)
     m = _mapping(mapping)
     url = _target(target)
     src = _source(source, db)
@@ -165,11 +172,12 @@ def run(
     try:
         if as_json or is_ci():
             summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size,
-                                   progress=etl_progress(JsonProgress() if as_json else _plain_progress))
+                                   progress=etl_progress(JsonProgress() if as_json else _plain_progress),
+                                   bulk_load=bulk_load)
         else:
             with RichProgress(console) as bar:
                 summary = run_backfill(engine, src, m, _collections(collections), batch_size=batch_size,
-                                       progress=etl_progress(bar))
+                                       progress=etl_progress(bar), bulk_load=bulk_load)
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
     finally:
@@ -185,14 +193,30 @@ def run(
             if reasons:
                 console.print(f"rejects in {coll}: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
         console.print(f"{summary.seconds:.1f} s; target {mask_url(url)}; see `rps-port etl rejects list`")
+    report_bulk_load(summary.bulk_load, as_json)
     if not summary.balanced:
         err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
         raise typer.Exit(1)
 
 
 def _plain_progress(event: dict[str, Any]) -> None:
-    if event.get("event") in ("collection", "reconciled"):
+    if event.get("event") in ("collection", "reconciled", "rebuilt"):
         console.print(json.dumps(event, default=str))
+
+
+def report_bulk_load(bulk: dict[str, Any] | None, as_json: bool) -> None:
+    """What a bulk load rebuilt; exits 1 if an index or constraint could not be (the data is loaded)."""
+    if not bulk:
+        return
+    rebuilt = bulk["rebuilt"]
+    if not as_json and (rebuilt["indexes"] or rebuilt["foreign_keys"]):
+        console.print(f"bulk load: rebuilt {rebuilt['indexes']} indexes and {rebuilt['foreign_keys']} foreign keys "
+                      f"in {rebuilt['seconds']:.1f} s")
+    if rebuilt["errors"]:
+        for error in rebuilt["errors"]:
+            err_console.print(f"[red]error:[/red] not rebuilt: {error}")
+        err_console.print("fix the cause, then `rps-port etl indexes restore`")
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- dry-run
@@ -235,6 +259,47 @@ def dry_run(
                 t.add_row(f"quirk {quirk}", f"{n:,}")
             console.print(t)
     if not report.balanced:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+@indexes_app.command("list")
+def indexes_list(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Indexes and foreign keys a bulk load dropped and has not rebuilt yet (e.g. after a crash)."""
+    from rps_port.etl.bulkload import pending
+
+    engine, _ = _engine(_target(target), as_json)
+    items = pending(engine)
+    if as_json:
+        print_json([{"table": i.table, "name": i.name, "kind": i.kind, "ddl": i.ddl} for i in items])
+        return
+    if not items:
+        console.print("nothing deferred: every index and foreign key is in place")
+        return
+    t = Table(title=f"{len(items)} deferred (rebuilt at the end of the load, or by `rps-port etl indexes restore`)")
+    for col in ("table", "name", "kind"):
+        t.add_column(col)
+    for i in items:
+        t.add_row(i.table, i.name, i.kind)
+    console.print(t)
+
+
+@indexes_app.command("restore")
+def indexes_restore(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild now what a bulk load deferred (e.g. a load given up half-way)."""
+    from rps_port.etl.bulkload import restore
+
+    engine, _ = _engine(_target(target), as_json)
+    report = restore(engine)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(f"rebuilt {report.indexes} indexes and {report.foreign_keys} foreign keys in {report.seconds:.1f} s")
+    for error in report.errors:
+        err_console.print(f"[red]error:[/red] not rebuilt: {error}")
+    if report.errors:
         raise typer.Exit(1)
 
 

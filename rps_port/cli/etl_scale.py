@@ -30,6 +30,7 @@ from rps_port.cli.etl import (
     _reconciliation_table,
     _source,
     _target,
+    report_bulk_load,
 )
 from rps_port.config import mask_url
 from rps_port.db import is_sqlite
@@ -84,7 +85,7 @@ def print_failures(failures: list[Any], retries: list[str], consequence: str) ->
 def run_with_executor(
     source: str, target: str | None, collections: list[str] | None, batch_size: int, mapping: Path | None,
     db: str | None, as_json: bool, workers: int | None, executor: str | None, scheduler: str | None,
-    only_range: str | None,
+    only_range: str | None, bulk_load: bool = True,
 ) -> None:
     from rps_port.etl.executors import WorkerSpec, run_scaled_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
@@ -104,11 +105,12 @@ def run_with_executor(
     try:
         if as_json or is_ci():
             result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
-                                         progress=etl_progress(JsonProgress() if as_json else _plain_progress))
+                                         progress=etl_progress(JsonProgress() if as_json else _plain_progress),
+                                         bulk_load=bulk_load)
         else:
             with RichProgress(console) as bar:
                 result = run_scaled_backfill(engine, src, m, spec, ex, names, only_range=only_range,
-                                             progress=etl_progress(bar))
+                                             progress=etl_progress(bar), bulk_load=bulk_load)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     except KeyError as exc:
@@ -134,6 +136,7 @@ def run_with_executor(
     if result.failures:
         print_failures(result.failures, retries, "later collections wait")
         raise typer.Exit(1)
+    report_bulk_load(result.summary.bulk_load, as_json)
     if result.summary.status == "imbalanced":
         err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
         raise typer.Exit(1)

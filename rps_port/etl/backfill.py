@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 
+from rps_port.etl import bulkload
 from rps_port.etl.batch import BatchProcessor
 from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import writer_for
@@ -86,6 +87,8 @@ class Job:
     job_id: str
     job_key: str
     resumed: bool
+    bulk_load: bool = False  # began on empty tables: see rps_port.etl.bulkload
+    deferred: int = 0  # indexes and foreign keys this run dropped until the load ends
 
 
 @dataclass
@@ -98,6 +101,7 @@ class RunSummary:
     reconciliations: list[Reconciliation]
     rejects_by_reason: dict[str, dict[str, int]]
     migrated: bool = False
+    bulk_load: dict[str, Any] | None = None  # what a bulk load deferred and rebuilt
 
     @property
     def balanced(self) -> bool:
@@ -114,6 +118,7 @@ class RunSummary:
             "migrated_schema": self.migrated,
             "reconciliation": [r.as_dict() for r in self.reconciliations],
             "rejects_by_reason": self.rejects_by_reason,
+            "bulk_load": self.bulk_load,
         }
 
 
@@ -125,8 +130,12 @@ def job_key(source: Source, mapping: Mapping, collections: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def start_job(engine: Engine, source: Source, mapping: Mapping, collections: list[str]) -> Job:
-    """A new run; it joins the job of an interrupted run of the same source/mapping/collections."""
+def start_job(
+    engine: Engine, source: Source, mapping: Mapping, collections: list[str], *, bulk_load: bool = True
+) -> Job:
+    """A new run; it joins the job of an interrupted run of the same source/mapping/collections.
+
+    A new job on empty target tables is a bulk load (unless `bulk_load` is False): see bulkload."""
     key = job_key(source, mapping, collections)
     run_id = str(uuid.uuid4())
     runs = EtlRun.__table__
@@ -153,7 +162,16 @@ def start_job(engine: Engine, source: Source, mapping: Mapping, collections: lis
                 started_at=utcnow(),
             )
         )
-    return Job(run_id, job_id, key, resumed)
+    bulk, deferred = bulkload.begin(engine, mapping, job_id, run_id, collections, resumed, enabled=bulk_load)
+    return Job(run_id, job_id, key, resumed, bulk, len(deferred))
+
+
+def end_bulk_load(engine: Engine, mapping: Mapping, job: Job, names: list[str]) -> dict[str, Any] | None:
+    """Rebuild what was deferred on the job's tables (by this job, or an earlier one left unfinished)."""
+    report = bulkload.restore(engine, bulkload.job_tables(mapping, names))
+    if not job.bulk_load and not report.indexes and not report.foreign_keys and not report.errors:
+        return None
+    return {"bulk_load": job.bulk_load, "deferred": job.deferred, "rebuilt": report.as_dict()}
 
 
 def plan_ranges(engine: Engine, source: Source, job: Job, collection: str, parts: int = 1) -> list[RangeTask]:
@@ -263,6 +281,7 @@ def process_range(
             )
         ).scalar_one()
     processor.check_open_rejects = bool(open_rejects)
+    processor.bulk_load = job.bulk_load
     if progress is not None and counts.total:
         progress({"event": "batch", "collection": task.collection, "range": [task.lo, task.hi], "resumed": True,
                   "documents": counts.total, "loaded": counts.loaded, "rejected": counts.rejected,
@@ -362,14 +381,17 @@ def run_backfill(
     batch_size: int = DEFAULT_BATCH_SIZE,
     parts: int = 1,
     progress: Progress | None = None,
+    bulk_load: bool = True,
 ) -> RunSummary:
-    """Load `collections` (default: all the mapping names that the source has) and reconcile them."""
+    """Load `collections` (default: all the mapping names that the source has) and reconcile them.
+
+    On empty target tables the run is a bulk load (`bulk_load=False` turns that off): see bulkload."""
     started = time.monotonic()
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
-    job = start_job(engine, source, mapping, names)
+    job = start_job(engine, source, mapping, names, bulk_load=bulk_load)
     if progress is not None:
         progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
-                  "collections": names})
+                  "collections": names, "bulk_load": job.bulk_load, "deferred": job.deferred})
     recs: list[Reconciliation] = []
     try:
         for name in names:
@@ -383,12 +405,15 @@ def run_backfill(
             recs.append(rec)
             if progress is not None:
                 progress({"event": "reconciled", **rec.as_dict()})
+        rebuilt = end_bulk_load(engine, mapping, job, names)
+        if progress is not None and rebuilt:
+            progress({"event": "rebuilt", **rebuilt["rebuilt"]})
     except BaseException:
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
     summary = RunSummary(
         job.run_id, job.job_id, job.resumed, "done" if all(r.balanced for r in recs) else "imbalanced",
-        time.monotonic() - started, recs, rejects_by_reason(engine, names),
+        time.monotonic() - started, recs, rejects_by_reason(engine, names), bulk_load=rebuilt,
     )
     finish_job(engine, job, summary.status, summary.as_dict())
     log.log(

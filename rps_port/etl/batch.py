@@ -72,6 +72,8 @@ class BatchProcessor:
         self.run_id = run_id
         self.secret = mapping.secret
         self.check_open_rejects = True  # set False when the target has no unresolved rejects for this collection
+        # A bulk load's job began on empty tables: a batch first assumes none of its rows exists yet.
+        self.bulk_load = False
         spec = self.cm.spec
         # A table without the version / soft-delete column (a user's own table) simply has no such guard.
         self.version = spec.version if spec.version in self.table.c else None
@@ -94,12 +96,16 @@ class BatchProcessor:
     # ----------------------------------------------------------------- with the database
 
     def write(self, writer: Writer, mapped: Mapped) -> BatchResult:
-        """Everything for the batch in the current transaction; on a constraint error, isolates documents."""
-        try:
-            with writer.conn.begin_nested():
-                return self._write(writer, mapped, mapped.docs)
-        except INTEGRITY_ERRORS:
-            pass
+        """Everything for the batch in the current transaction; on a constraint error, isolates documents.
+
+        In a bulk load the batch is first written as new rows without asking which exist; a row someone
+        wrote meanwhile fails that attempt, and the batch is written again with every check."""
+        for assume_new in (True, False) if self.bulk_load else (False,):
+            try:
+                with writer.conn.begin_nested():
+                    return self._write(writer, mapped, mapped.docs, assume_new=assume_new)
+            except INTEGRITY_ERRORS:
+                pass
         # A constraint the pre-checks did not foresee: load document by document, rejecting the culprits.
         result = BatchResult(rejects=list(mapped.rejects), skipped=Counter(mapped.skipped))
         for md, doc in mapped.docs:
@@ -120,12 +126,16 @@ class BatchProcessor:
         return result
 
     def _write(
-        self, writer: Writer, mapped: Mapped, docs: list[tuple[MappedDocument, Any]], record: bool = True
+        self, writer: Writer, mapped: Mapped, docs: list[tuple[MappedDocument, Any]], record: bool = True,
+        assume_new: bool = False,
     ) -> BatchResult:
         result = BatchResult(rejects=list(mapped.rejects), skipped=Counter(mapped.skipped))
         spec = self.cm.spec
         docs = self._resolve_references(writer, docs, result)
-        docs, any_existing = self._drop_stale(writer, docs, result)
+        if assume_new:
+            any_existing = False
+        else:
+            docs, any_existing = self._drop_stale(writer, docs, result)
         docs = self._enforce_unique(writer, docs, result)
         rows = [md.row for md, _ in docs]
         ids = [md.row[spec.id] for md, _ in docs]
@@ -144,7 +154,7 @@ class BatchProcessor:
         result.loaded_ids = ids
         result.flags = [(md.record_id, flag, detail) for md, _ in docs for flag, detail in md.flags.items()]
         if record:
-            self._record(writer, result)
+            self._record(writer, result, flags_exist=not assume_new)
         return result
 
     def _resolve_references(
@@ -237,12 +247,12 @@ class BatchProcessor:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def _record(self, writer: Writer, result: BatchResult) -> None:
+    def _record(self, writer: Writer, result: BatchResult, flags_exist: bool = True) -> None:
         conn = writer.conn
         now = utcnow()
         if result.loaded_ids:
             flags = EtlFlag.__table__
-            for cond, params in writer.id_filters(flags, "record_id", result.loaded_ids):
+            for cond, params in writer.id_filters(flags, "record_id", result.loaded_ids) if flags_exist else ():
                 conn.exec_driver_sql(f"DELETE FROM {_q(flags.name)} WHERE collection = {writer.ph} AND {cond}",
                                      (self.name, *params))
             writer.insert(

@@ -34,6 +34,7 @@ from rps_port.etl.backfill import (
     RangeTask,
     Reconciliation,
     RunSummary,
+    end_bulk_load,
     finish_job,
     plan_ranges,
     process_range,
@@ -508,22 +509,25 @@ def run_scaled_backfill(
     parts: int | None = None,
     only_range: str | None = None,
     progress: Progress | None = None,
+    bulk_load: bool = True,
 ) -> ScaledRun:
     """The backfill with ranges as tasks: plan here, process on `executor`, reconcile here.
 
     Collections run one after another in `mapping.order()` (a referenced collection is complete before
     the collections that reference it); the ranges of one collection run in parallel. A failed range is
     recorded in `etl_range_failures` and stops the run before the next collection; `only_range`
-    (`COLLECTION:LO:HI`) re-runs one range of the same job alone.
+    (`COLLECTION:LO:HI`) re-runs one range of the same job alone. On empty target tables the run is
+    a bulk load (see bulkload): what it defers is rebuilt here once every range is done.
     """
     started = time.monotonic()
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
     only = range_of_run(only_range, names)
     parts = parts or executor.workers
-    job = start_job(engine, source, mapping, names)
+    job = start_job(engine, source, mapping, names, bulk_load=bulk_load)
     if progress is not None:
         progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
-                  "collections": names, "executor": executor.name, "workers": executor.workers})
+                  "collections": names, "executor": executor.name, "workers": executor.workers,
+                  "bulk_load": job.bulk_load, "deferred": job.deferred})
     recs: list[Reconciliation] = []
     # The books of the ranges (failures, worker processes); progress events are the backfill's own.
     dispatch = RangeDispatch(engine, executor, spec, job.job_id)
@@ -575,8 +579,11 @@ def run_scaled_backfill(
         status = "interrupted"  # one range re-run; the next run without --range joins this job
     else:
         status = "done" if all(r.balanced for r in recs) else "imbalanced"
+    rebuilt = end_bulk_load(engine, mapping, job, names) if status in ("done", "imbalanced") else None
+    if progress is not None and rebuilt:
+        progress({"event": "rebuilt", **rebuilt["rebuilt"]})
     summary = RunSummary(job.run_id, job.job_id, job.resumed, status, time.monotonic() - started, recs,
-                         rejects_by_reason(engine, names))
+                         rejects_by_reason(engine, names), bulk_load=rebuilt)
     result = ScaledRun(summary, executor.name, executor.workers, failures, only_range, dispatch.processes)
     finish_job(engine, job, status, result.as_dict())
     return result

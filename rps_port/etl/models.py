@@ -32,6 +32,8 @@ class EtlRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The job started on empty target tables: a bulk load (see rps_port.etl.bulkload); a resumed run keeps it.
+    bulk_load: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (Index(None, "job_key", "started_at"),)
 
@@ -110,3 +112,19 @@ class EtlReconciliation(Base):
     flagged: Mapped[int] = mapped_column(Integer, nullable=False)
     balanced: Mapped[bool] = mapped_column(Boolean, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class EtlDeferredDDL(Base):
+    """A secondary index or parent-child foreign key a bulk load dropped, with the DDL that restores it.
+
+    Rows stay until the index or constraint is back, so a load killed half-way still knows what to
+    rebuild (`rps-port etl indexes restore`, or the next run of the job at its end)."""
+
+    __tablename__ = "etl_deferred_ddl"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(128), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # index, foreign_key
+    ddl: Mapped[str] = mapped_column(Text, nullable=False)
+    job_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    deferred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
