@@ -275,10 +275,26 @@ class BatchProcessor:
             write_rejects(conn, result.rejects, self.mapping.version, self.run_id)
 
 
-def write_rejects(conn: Connection, rejects: list[RejectRecord], mapping_version: str, run_id: str) -> None:
+_REJECT_UPDATES = ("reason", "field_path", "message", "document", "mapping_version", "run_id", "last_seen_at",
+                   "resolved_at")
+
+
+def _reject_upsert(dialect_name: str) -> Any:
+    """One statement per dialect, executed with many parameter sets: compiled once, not per batch."""
     table = EtlReject.__table__
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.collection, table.c.record_id],
+        set_={c: getattr(stmt.excluded, c) for c in _REJECT_UPDATES},
+    )
+
+
+_REJECT_UPSERTS = {name: _reject_upsert(name) for name in ("postgresql", "sqlite")}
+
+
+def write_rejects(conn: Connection, rejects: list[RejectRecord], mapping_version: str, run_id: str) -> None:
     now = utcnow()
-    # The last occurrence of an id wins within one statement (an upsert may not touch a row twice).
+    # The last occurrence of an id wins (an upsert may not touch a row twice in one statement).
     latest = {(r.collection, r.record_id): r for r in rejects}
     rows = [
         {
@@ -296,14 +312,4 @@ def write_rejects(conn: Connection, rejects: list[RejectRecord], mapping_version
         }
         for r in latest.values()
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.collection, table.c.record_id],
-        set_={
-            c: getattr(stmt.excluded, c)
-            for c in ("reason", "field_path", "message", "document", "mapping_version", "run_id", "last_seen_at",
-                      "resolved_at")
-        },
-    )
-    conn.execute(stmt)
+    conn.execute(_REJECT_UPSERTS[conn.dialect.name], rows)
