@@ -67,14 +67,23 @@ class Converter:
     sql_type: str  # for `etl plan` of tables the project does not define
     doc: str
     args: tuple[str, ...] = field(default_factory=tuple)
+    # The common case written inline by the generated mapping code: (condition on `raw`, value), both
+    # Python expressions over FAST_NAMES. Where the condition holds, the value must be what `forward`
+    # returns, with no note; elsewhere `forward` runs.
+    fast: tuple[str, str] | None = None
+
+
+FAST_NAMES: dict[str, Any] = {}
 
 
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(name: str, sql_type: str, doc: str, args: tuple[str, ...] = ()) -> Callable[[Forward], Forward]:
+def converter(
+    name: str, sql_type: str, doc: str, args: tuple[str, ...] = (), fast: tuple[str, str] | None = None
+) -> Callable[[Forward], Forward]:
     def register(fn: Forward) -> Forward:
-        CONVERTERS[name] = Converter(name, fn, _identity, sql_type, doc, args)
+        CONVERTERS[name] = Converter(name, fn, _identity, sql_type, doc, args, fast)
         return fn
 
     return register
@@ -83,7 +92,7 @@ def converter(name: str, sql_type: str, doc: str, args: tuple[str, ...] = ()) ->
 def reverse_of(name: str) -> Callable[[Reverse], Reverse]:
     def register(fn: Reverse) -> Reverse:
         conv = CONVERTERS[name]
-        CONVERTERS[name] = Converter(conv.name, conv.forward, fn, conv.sql_type, conv.doc, conv.args)
+        CONVERTERS[name] = Converter(conv.name, conv.forward, fn, conv.sql_type, conv.doc, conv.args, conv.fast)
         return fn
 
     return register
@@ -268,7 +277,8 @@ def integer(value: Any, _args: dict[str, Any], ctx: Context) -> int:
 # --------------------------------------------------------------------------- ids, times, flags
 
 
-@converter("object_id", "VARCHAR(24)", "ObjectId, 24-hex string (any case) or {$oid} -> 24 lower-case hex.")
+@converter("object_id", "VARCHAR(24)", "ObjectId, 24-hex string (any case) or {$oid} -> 24 lower-case hex.",
+           fast=("type(raw) is ObjectId", "raw.binary.hex()"))
 def object_id(value: Any, _args: dict[str, Any], ctx: Context) -> str:
     if type(value) is ObjectId:
         return value.binary.hex()
@@ -295,6 +305,8 @@ def _truncate_ms(dt: datetime) -> datetime:
     "TIMESTAMP WITH TIME ZONE",
     "BSON Date, ISO-8601 string, epoch milliseconds (int/Int64/{$numberLong}) or {$date} -> UTC, millisecond "
     "precision (what a BSON Date holds).",
+    # a BSON Date as pymongo decodes it: naive, UTC, whole milliseconds
+    fast=("type(raw) is datetime and raw.tzinfo is None and not raw.microsecond % 1000", "raw.replace(tzinfo=UTC)"),
 )
 def to_datetime(value: Any, _args: dict[str, Any], ctx: Context) -> datetime:
     if isinstance(value, dict) and "$date" in value and len(value) == 1:
@@ -357,7 +369,7 @@ def _text(value: Any) -> str:
     return value
 
 
-@converter("text", "TEXT", "A string kept exactly as it is (any Unicode).")
+@converter("text", "TEXT", "A string kept exactly as it is (any Unicode).", fast=("type(raw) is str", "raw"))
 def text(value: Any, _args: dict[str, Any], _ctx: Context) -> str:
     return _text(value)
 
@@ -482,3 +494,6 @@ def get(name: str) -> Converter:
         return CONVERTERS[name]
     except KeyError:
         raise KeyError(f"unknown converter {name!r}; known: {', '.join(sorted(CONVERTERS))}") from None
+
+
+FAST_NAMES.update(ObjectId=ObjectId, datetime=datetime, UTC=UTC)

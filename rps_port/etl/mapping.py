@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import operator
 from collections.abc import Callable, Iterable
 from collections.abc import Mapping as TMapping
 from dataclasses import dataclass, field
@@ -92,32 +91,40 @@ def _setter(doc: dict[str, Any], path: str, value: Any) -> None:
     doc[parts[-1]] = value
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
 
 
 def compile_expr(expr: str) -> Callable[[TMapping[str, Any]], Decimal]:
-    """`quantity * unit_price - discount`: + - * over column names (NULL counts as 0) and number literals."""
+    """`quantity * unit_price - discount`: + - * over column names (NULL counts as 0) and number literals.
+
+    Compiled to one Python expression (it runs for every document and child row)."""
     try:
         tree = ast.parse(expr, mode="eval").body
     except SyntaxError as exc:
         raise MappingError(f"expression {expr!r}: {exc.msg}") from None
+    ns: dict[str, Any] = {"D": Decimal}
 
-    def build(node: ast.AST) -> Callable[[TMapping[str, Any]], Decimal]:
+    def build(node: ast.AST) -> str:
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            op, left, right = _OPS[type(node.op)], build(node.left), build(node.right)
-            return lambda row: op(left(row), right(row))
+            return f"({build(node.left)} {_OPS[type(node.op)]} {build(node.right)})"
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            inner = build(node.operand)
-            return lambda row: -inner(row)
+            return f"(-{build(node.operand)})"
         if isinstance(node, ast.Name):
-            name = node.id
-            return lambda row: Decimal(row.get(name) or 0)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, str)):
-            const = Decimal(str(node.value))
-            return lambda _row: const
+            temp = f"v{len(ns)}"
+            ns[temp] = None
+            # a Decimal as it is; NULL as 0; an int (quantity) as a Decimal
+            return f"({temp} if type({temp} := row.get({node.id!r})) is D else D({temp} or 0))"
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, str)) and not isinstance(node.value, bool):
+            const = f"c{len(ns)}"
+            try:
+                ns[const] = Decimal(str(node.value))
+            except ArithmeticError:
+                raise MappingError(f"expression {expr!r}: {node.value!r} is not a number") from None
+            return const
         raise MappingError(f"expression {expr!r}: only + - * over column names and numbers are allowed")
 
-    return build(tree)
+    source = f"lambda row: {build(tree)}"
+    return eval(compile(source, f"<expr {expr}>", "eval"), ns)  # built above from a validated AST
 
 
 # --------------------------------------------------------------------------- compiled pieces
@@ -205,7 +212,7 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
     The mapping runs once per document and column, so it is generated as Python source from the
     compiled columns; behaviour is the same as the generic loop (tests run both)."""
     ns: dict[str, Any] = {"MISSING": _MISSING, "ConversionError": ConversionError, "RejectError": RejectError,
-                          "absent": absent}
+                          "absent": absent, **convert.FAST_NAMES}
     lines = ["def fill(doc, ctx, record_id, prefix):", "    row = ctx.row"]
     for c, col in enumerate(columns):
         ns[f"col{c}"] = col
@@ -227,10 +234,17 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
                 f"{indent}if raw is not MISSING:",
                 f"{indent}    used = alt{c}_{i}",
                 f"{indent}    if raw is not None:",
-                f"{indent}        try:",
-                f"{indent}            v = f{c}_{i}(raw, a{c}_{i}, ctx)",
-                f"{indent}        except ConversionError as exc:",
-                f"{indent}            raise RejectError(record_id, prefix + {label!r}, exc.reason, exc.message) from None",
+            ]
+            inner = indent + "        "
+            if alt.conv.fast is not None:
+                condition, value = alt.conv.fast
+                lines += [f"{inner}if {condition}:", f"{inner}    v = {value}", f"{inner}else:"]
+                inner += "    "
+            lines += [
+                f"{inner}try:",
+                f"{inner}    v = f{c}_{i}(raw, a{c}_{i}, ctx)",
+                f"{inner}except ConversionError as exc:",
+                f"{inner}    raise RejectError(record_id, prefix + {label!r}, exc.reason, exc.message) from None",
             ]
             if i:
                 lines += [f"{indent}        if ctx.notes is not None:",
