@@ -2,7 +2,9 @@
 
 Values go through each column type's own bind processing (SQLAlchemy `bind_processor`), so Money,
 UTCDateTime, JSON and any TypeDecorator added later (e.g. field encryption) store exactly what the
-ORM would; None is SQL NULL. Nothing here knows a column's Python type.
+ORM would; None is SQL NULL. Nothing here knows a column's Python type: a type may say when its
+processing returns the value unchanged (`bind_unchanged`, e.g. a Decimal for Money on PostgreSQL),
+and the generated bind function then tests that inline instead of calling it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class TableCodec:
         self.names = [c.name for c in self.columns]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.pk = [c.name for c in table.primary_key.columns]
+        self._dialect = dialect
         procs: list[Callable[[Any], Any] | None] = [c.type._cached_bind_processor(dialect) for c in self.columns]
         self._procs = procs
         self._defaults = [self._default_of(c) for c in self.columns]
@@ -71,7 +74,14 @@ class TableCodec:
                 value = f"(row[{name!r}] if {name!r} in row else d{i}())"
             else:
                 value = f"get({name!r})"
-            if proc is not None:
+            unchanged = getattr(self.table.c[name].type, "bind_unchanged", None)
+            same = unchanged(self._dialect) if proc is not None and unchanged is not None else None
+            if same is not None:  # the type says when its processor would return the value itself
+                condition, names = same
+                ns.update(names)
+                ns[f"p{i}"] = proc
+                value = f"(v{i} if (v{i} := {value}) is None or {condition.format(v=f'v{i}')} else p{i}(v{i}))"
+            elif proc is not None:
                 ns[f"p{i}"] = proc
                 value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))"
             parts.append(value)
