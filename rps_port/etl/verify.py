@@ -78,7 +78,7 @@ class _SourceSide:
                 found[coll] = writer.existing_ids(self.tables[target.table], ids, target.spec.id)
         return lambda coll, value: value in found.get(coll, ())
 
-    def documents(self, docs: Iterable[Any], batch: int = 2000) -> Iterator[tuple[str, dict[str, Any]]]:
+    def documents(self, docs: Iterable[Any], batch: int = 2000) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """(id, canonical form) of each source document expected in the target."""
         pending: list[Any] = []
         secret = self.mapping.secret
@@ -98,7 +98,7 @@ class _SourceSide:
         if pending:
             yield from self._flush(pending)
 
-    def _flush(self, pending: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _flush(self, pending: list[Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         exists = self._exists(pending) if any(md.references for md in pending) else None
         for md in pending:
             if exists is not None:
@@ -127,7 +127,7 @@ class _TargetSide:
             return conn.execute(select(func.count()).select_from(self.parent)).scalar_one()
 
     def documents(self, lo: str = "", hi: str | None = None, ids: list[str] | None = None,
-                  chunk: int = 2000) -> Iterator[tuple[str, dict[str, Any]]]:
+                  chunk: int = 2000) -> Iterator[tuple[str, tuple[Any, ...]]]:
         key = self.parent.c[self.shape.id]
         cols = [self.parent.c[c] for c in self.shape.columns]
         if key not in cols:
@@ -155,7 +155,7 @@ class _TargetSide:
             after = last
 
     def _with_children(self, conn: Any, rows: list[Any],
-                       parent_in: Callable[[Any], Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+                       parent_in: Callable[[Any], Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """`rows` with their child rows; `parent_in(column)` selects the children of exactly these rows
         (a child whose parent is not among them, possible only without a foreign key, is left out)."""
         ids = [r[self.shape.id] for r in rows]
@@ -219,11 +219,11 @@ def name_differences(engine: Engine, source: Source, mapping: Mapping, task: Ver
     in_bad = (doc for _pos, doc in source.scan(task.collection, task.lo, task.hi)
               if leaves.index(src.cm.record_id(doc)) in bad)
     expected = dict(src.documents(in_bad))
-    actual: dict[str, dict[str, Any]] = {}
+    actual: dict[str, tuple[Any, ...]] = {}
     for i in task.narrow:
         lo, hi = _clip(leaves.bounds(i), task.lo, task.hi)
         actual.update(tgt.documents(lo, hi))
-    return _diff(task.collection, expected, actual)
+    return _diff(task.collection, expected, actual, src.shape)
 
 
 def _clip(bounds: tuple[str, str | None], lo: str, hi: str | None) -> tuple[str, str | None]:
@@ -301,7 +301,7 @@ def _recheck(engine: Engine, source: Source, mapping: Mapping, collection: str, 
     actual = dict(tgt.documents(ids=list(only_ids)))
     return CollectionResult(collection, source_documents=len(expected) + src.absent, expected_rows=len(expected),
                             target_rows=len(actual), expected_absent=src.absent,
-                            differences=_diff(collection, expected, actual)[:max_differences])
+                            differences=_diff(collection, expected, actual, src.shape)[:max_differences])
 
 
 def _verify_by_ranges(engine: Engine, source: Source, mapping: Mapping, collection: str, dispatch: RangeDispatch,
@@ -334,7 +334,8 @@ def _verify_by_ranges(engine: Engine, source: Source, mapping: Mapping, collecti
     return result
 
 
-def _diff(collection: str, expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]) -> list[Difference]:
+def _diff(collection: str, expected: dict[str, tuple[Any, ...]], actual: dict[str, tuple[Any, ...]],
+          shape: Shape) -> list[Difference]:
     out: list[Difference] = []
     for rid in sorted(set(expected) | set(actual)):
         e, t = expected.get(rid), actual.get(rid)
@@ -343,7 +344,7 @@ def _diff(collection: str, expected: dict[str, dict[str, Any]], actual: dict[str
         elif e is None:
             out.append(Difference(collection, rid, "extra", detail="in the target, not expected from the source"))
         elif e != t:
-            out.append(Difference(collection, rid, "different", differing_columns(e, t)))
+            out.append(Difference(collection, rid, "different", differing_columns(shape.named(e), shape.named(t))))
     return out
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from decimal import Decimal
 from typing import Any
 
@@ -16,20 +19,26 @@ from rps_port.etl.mapping import CollectionMapping
 from rps_port.timeutil import ensure_utc
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+ZEROS = ("-0", "0")
+
+
 def canonical_value(value: Any) -> Any:
-    """One representation per value, whatever database or source it came from."""
+    """One representation per value, whatever database or source it came from: a time is its
+    microseconds since the epoch (naive ones taken as UTC), a decimal its shortest plain text."""
     kind = type(value)
     if kind is str or value is None or kind is int or kind is bool:  # the common cases, by exact type
         return value
     if kind is datetime and value.tzinfo is UTC:
-        return value.isoformat(timespec="microseconds")
+        return (value - EPOCH) // MICROSECOND
     if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, Decimal):
         text = format(value.normalize(), "f")
-        return "0" if text in ("-0", "0") else text
+        return "0" if text in ZEROS else text
     if isinstance(value, datetime):
-        return ensure_utc(value).isoformat(timespec="microseconds")
+        return (ensure_utc(value) - EPOCH) // MICROSECOND
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (dict, list)):
@@ -61,19 +70,50 @@ class Shape:
             kids.append((child.table, child.parent_key, child.index, tuple(c for c in dict.fromkeys(ccols) if c in ct.c)))
         return cls(cm.name, spec.table, spec.id, tuple(cols), tuple(kids))
 
-    def canonical(self, row: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-        out: dict[str, Any] = {c: canonical_value(row.get(c)) for c in self.columns}
-        for table, _parent_key, index, ccols in self.children:
-            rows = sorted(children.get(table, ()), key=lambda r: r.get(index))
-            out[table] = [{c: canonical_value(r.get(c)) for c in ccols} for r in rows]
+    @cached_property
+    def canonical(self) -> Callable[[dict[str, Any], dict[str, list[dict[str, Any]]]], tuple[Any, ...]]:
+        """`canonical(row, children)`: the parent's canonical values in column order, then per child
+        table a tuple of its rows' (by position), as one generated function (it runs for every
+        document on both sides). `named()` turns it back into columns."""
+        ns: dict[str, Any] = {"cv": canonical_value, "str": str, "int": int, "bool": bool, "NoneType": type(None),
+                              "datetime": datetime, "Decimal": Decimal, "UTC": UTC, "EPOCH": EPOCH,
+                              "MICROSECOND": MICROSECOND, "ZEROS": ZEROS}
+
+        def value(expr: str) -> str:  # canonical_value with its common cases written inline
+            return (f"(v if (t := type(v := {expr})) is str or t is NoneType or t is int or t is bool "
+                    "else (v - EPOCH) // MICROSECOND if t is datetime and v.tzinfo is UTC "
+                    "else ('0' if (x := format(v.normalize(), 'f')) in ZEROS else x) if t is Decimal "
+                    "else cv(v))")
+
+        parent = ", ".join(value(f"get({c!r})") for c in self.columns)
+        kids = []
+        for n, (table, _parent_key, index, ccols) in enumerate(self.children):
+            ns[f"key{n}"] = lambda r, index=index: r.get(index)
+            inner = ", ".join(value(f"r.get({c!r})") for c in ccols)
+            kids.append(f"tuple(({inner},) for r in sorted(children.get({table!r}, ()), key=key{n}))")
+        source = (
+            "def canonical(row, children):\n"
+            "    get = row.get\n"
+            f"    return (({parent},), {', '.join(kids)}{',' if kids else ''})\n"
+        )
+        exec(compile(source, f"<canonical {self.table}>", "exec"), ns)  # noqa: S102 - built from the Shape's own columns
+        return ns["canonical"]
+
+    def named(self, canonical: tuple[Any, ...]) -> dict[str, Any]:
+        """A canonical form by column name (child tables as lists of rows), to name what differs."""
+        out: dict[str, Any] = dict(zip(self.columns, canonical[0], strict=True))
+        for (table, _parent_key, _index, ccols), rows in zip(self.children, canonical[1:], strict=True):
+            out[table] = [dict(zip(ccols, r, strict=True)) for r in rows]
         return out
 
 
-def document_hash(canonical: dict[str, Any]) -> int:
-    # A canonical form holds only strings, ints, bools, None and lists of such dicts, with keys in the
-    # Shape's column order on both sides: its repr is deterministic in every process (no hash
-    # randomisation is involved) and cheaper than JSON. Hashes are only compared within one run.
-    return int.from_bytes(hashlib.blake2b(repr(canonical).encode(), digest_size=16).digest(), "big")
+def document_hash(canonical: tuple[Any, ...]) -> int:
+    # A canonical form holds only strings, ints, bools and None in tuples, in the Shape's column order
+    # on both sides: deterministic in every process (no hash randomisation is involved). Hashes are
+    # only compared within one run.
+    # marshal's version 2 writes no back-references, so equal forms give equal bytes however their
+    # strings are shared (repr, the earlier choice, took twice as long).
+    return int.from_bytes(hashlib.blake2b(marshal.dumps(canonical, 2), digest_size=16).digest(), "big")
 
 
 def differing_columns(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
@@ -89,7 +129,11 @@ def differing_columns(expected: dict[str, Any], actual: dict[str, Any]) -> list[
                 if ra is None or rb is None:
                     out.append(f"{key}[{i}]")
                     continue
-                out.extend(f"{key}[{i}].{c}" for c in sorted(set(ra) | set(rb)) if ra.get(c) != rb.get(c))
-        elif a != b:
+                out.extend(f"{key}[{i}].{c}" for c in sorted(set(ra) | set(rb)) if not _same(ra.get(c), rb.get(c)))
+        elif not _same(a, b):
             out.append(key)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and type(a) is type(b)  # True == 1, but not in a column
