@@ -9,15 +9,14 @@ import marshal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table
 
 from rps_port.etl.mapping import CollectionMapping
 from rps_port.timeutil import ensure_utc
-
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
