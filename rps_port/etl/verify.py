@@ -129,13 +129,11 @@ class _TargetSide:
     def documents(self, lo: str = "", hi: str | None = None, ids: list[str] | None = None,
                   chunk: int = 2000) -> Iterator[tuple[str, tuple[Any, ...]]]:
         key = self.parent.c[self.shape.id]
-        cols = [self.parent.c[c] for c in self.shape.columns]
-        if key not in cols:
-            cols.insert(0, key)
+        cols = [key, *(self.parent.c[c] for c in self.shape.columns)]  # rows as (id, *columns)
         if ids is not None:
             for part in chunks(sorted(ids)):
                 with self.engine.connect() as conn:
-                    rows = conn.execute(select(*cols).where(key.in_(part)).order_by(key)).mappings().all()
+                    rows = conn.execute(select(*cols).where(key.in_(part)).order_by(key)).all()
                     yield from self._with_children(conn, rows, lambda c, part=part: c.in_(part))
             return
         after: str | None = None
@@ -144,10 +142,10 @@ class _TargetSide:
             if hi is not None:
                 cond.append(key < hi)
             with self.engine.connect() as conn:
-                rows = conn.execute(select(*cols).where(and_(*cond)).order_by(key).limit(chunk)).mappings().all()
+                rows = conn.execute(select(*cols).where(and_(*cond)).order_by(key).limit(chunk)).all()
                 if not rows:
                     return
-                last = rows[-1][self.shape.id]
+                last = rows[-1][0]
                 # The children of this chunk are one range of the parent key: an index range scan,
                 # where a list of the chunk's ids would be a long IN list to parse and plan.
                 yield from self._with_children(
@@ -158,17 +156,16 @@ class _TargetSide:
                        parent_in: Callable[[Any], Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """`rows` with their child rows; `parent_in(column)` selects the children of exactly these rows
         (a child whose parent is not among them, possible only without a foreign key, is left out)."""
-        ids = [r[self.shape.id] for r in rows]
-        grouped: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in ids}
+        grouped: dict[str, dict[str, list[Any]]] = {r[0]: {} for r in rows}
         for table, parent_key, _index, ccols in self.kids:
-            select_cols = [table.c[c] for c in ccols]
-            for crow in conn.execute(select(*select_cols).where(parent_in(table.c[parent_key]))).mappings():
-                found = grouped.get(crow[parent_key])
+            at = ccols.index(parent_key)
+            for crow in conn.execute(select(*(table.c[c] for c in ccols)).where(parent_in(table.c[parent_key]))):
+                found = grouped.get(crow[at])
                 if found is not None:
-                    found.setdefault(table.name, []).append(dict(crow))
+                    found.setdefault(table.name, []).append(crow)
+        canonical = self.shape.canonical_rows
         for r in rows:
-            rid = r[self.shape.id]
-            yield rid, self.shape.canonical(dict(r), grouped[rid])
+            yield r[0], canonical(r, grouped[r[0]])
 
 
 # --------------------------------------------------------------------------- range tasks

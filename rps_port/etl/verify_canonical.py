@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,9 +72,18 @@ class Shape:
 
     @cached_property
     def canonical(self) -> Callable[[dict[str, Any], dict[str, list[dict[str, Any]]]], tuple[Any, ...]]:
-        """`canonical(row, children)`: the parent's canonical values in column order, then per child
-        table a tuple of its rows' (by position), as one generated function (it runs for every
-        document on both sides). `named()` turns it back into columns."""
+        """`canonical(row, children)` from rows as dicts (the mapping's side): the parent's canonical
+        values in column order, then per child table a tuple of its rows' (by position). One
+        generated function, since it runs for every document. `named()` turns it back into columns."""
+        return self._compile(positional=False)
+
+    @cached_property
+    def canonical_rows(self) -> Callable[[Any, dict[str, list[Any]]], tuple[Any, ...]]:
+        """The same from database rows as tuples: the parent `(id, *columns)`, each child row in its
+        `children` column order (the target's side, without building a dict per row)."""
+        return self._compile(positional=True)
+
+    def _compile(self, positional: bool) -> Callable[..., tuple[Any, ...]]:
         ns: dict[str, Any] = {"cv": canonical_value, "str": str, "int": int, "bool": bool, "NoneType": type(None),
                               "datetime": datetime, "Decimal": Decimal, "UTC": UTC, "EPOCH": EPOCH,
                               "MICROSECOND": MICROSECOND, "ZEROS": ZEROS}
@@ -84,17 +94,20 @@ class Shape:
                     "else ('0' if (x := format(v.normalize(), 'f')) in ZEROS else x) if t is Decimal "
                     "else cv(v))")
 
-        parent = ", ".join(value(f"get({c!r})") for c in self.columns)
+        if positional:
+            parent = ", ".join(value(f"row[{i + 1}]") for i in range(len(self.columns)))
+        else:
+            parent = ", ".join(value(f"row.get({c!r})") for c in self.columns)
         kids = []
         for n, (table, _parent_key, index, ccols) in enumerate(self.children):
-            ns[f"key{n}"] = lambda r, index=index: r.get(index)
-            inner = ", ".join(value(f"r.get({c!r})") for c in ccols)
+            if positional:
+                ns[f"key{n}"] = operator.itemgetter(ccols.index(index))
+                inner = ", ".join(value(f"r[{j}]") for j in range(len(ccols)))
+            else:
+                ns[f"key{n}"] = lambda r, index=index: r.get(index)
+                inner = ", ".join(value(f"r.get({c!r})") for c in ccols)
             kids.append(f"tuple(({inner},) for r in sorted(children.get({table!r}, ()), key=key{n}))")
-        source = (
-            "def canonical(row, children):\n"
-            "    get = row.get\n"
-            f"    return (({parent},), {', '.join(kids)}{',' if kids else ''})\n"
-        )
+        source = f"def canonical(row, children):\n    return (({parent},), {', '.join(kids)}{',' if kids else ''})\n"
         exec(compile(source, f"<canonical {self.table}>", "exec"), ns)  # noqa: S102 - built from the Shape's own columns
         return ns["canonical"]
 

@@ -50,3 +50,11 @@ def test_different_data_hashes_differently_and_is_named() -> None:
     a, b = SHAPE.canonical(row, kids), SHAPE.canonical(row, other_kids)
     assert document_hash(a) != document_hash(b)  # True is not 1
     assert differing_columns(SHAPE.named(a), SHAPE.named(b)) == ["order_items[1].quantity"]
+
+
+def test_database_rows_as_tuples_give_the_same_form_as_rows_as_dicts() -> None:
+    row, kids = order()
+    table, _parent_key, _index, ccols = SHAPE.children[0]
+    as_tuple = (row["id"], *(row.get(c) for c in SHAPE.columns))
+    child_tuples = {table: [tuple(r.get(c) for c in ccols) for r in kids[table]]}
+    assert SHAPE.canonical_rows(as_tuple, child_tuples) == SHAPE.canonical(row, kids)
