@@ -22,6 +22,7 @@ batch's plain INSERT fail, and the batch is then written again with every check.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -200,9 +201,15 @@ def _rebuild(engine: Engine, item: DeferredDDL) -> str | None:
     return None
 
 
-def restore(engine: Engine, tables: Iterable[str] | None = None, *, workers: int = 2) -> RestoreReport:
-    """Rebuild what bulk loads deferred (of `tables`, or all): indexes on `workers` connections at
-    once, then the foreign keys (each validated by one join), then ANALYZE the tables."""
+def _analyze(engine: Engine, table: str) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"ANALYZE {_q(table)}")
+        conn.commit()
+
+
+def restore(engine: Engine, tables: Iterable[str] | None = None, *, workers: int | None = None) -> RestoreReport:
+    """Rebuild what bulk loads deferred (of `tables`, or all) on `workers` connections at once: the
+    indexes, then the foreign keys (each validated by one join), then ANALYZE of the tables."""
     started = time.monotonic()
     items = pending(engine, tables)
     report = RestoreReport()
@@ -216,16 +223,15 @@ def restore(engine: Engine, tables: Iterable[str] | None = None, *, workers: int
     # Largest tables first, so the builds that start last are short ones.
     indexes = sorted((i for i in items if i.kind == "index"), key=lambda i: -sizes.get(i.table, 0))
     fks = [i for i in items if i.kind == "foreign_key"]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
+        # Each phase on the pool: the foreign keys need their tables' indexes done (a constraint's
+        # lock would wait for a build anyway); ANALYZE last, on the finished tables.
         outcomes = list(pool.map(lambda item: (item, _rebuild(engine, item)), indexes))
-    outcomes += [(item, _rebuild(engine, item)) for item in fks]
+        outcomes += list(pool.map(lambda item: (item, _rebuild(engine, item)), fks))
+        list(pool.map(lambda table: _analyze(engine, table), sorted({i.table for i in items})))
     report.errors = [error for _item, error in outcomes if error]
     report.indexes = sum(1 for item, error in outcomes if item.kind == "index" and not error)
     report.foreign_keys = sum(1 for item, error in outcomes if item.kind == "foreign_key" and not error)
-    with engine.connect() as conn:
-        for table in sorted({i.table for i in items}):
-            conn.exec_driver_sql(f"ANALYZE {_q(table)}")
-        conn.commit()
     report.seconds = time.monotonic() - started
     log.info("bulk load: %d indexes and %d foreign keys rebuilt in %.1f s", report.indexes, report.foreign_keys,
              report.seconds, extra={"errors": len(report.errors)})

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, TypeVar
@@ -45,7 +45,7 @@ from rps_port.etl.backfill import (
 from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.mapping import Mapping
 from rps_port.etl.models import EtlCheckpoint
-from rps_port.etl.sources import Source
+from rps_port.etl.sources import FileSource, Source
 from rps_port.etl.sync_models import EtlRangeFailure
 from rps_port.timeutil import utcnow
 
@@ -532,10 +532,16 @@ def run_scaled_backfill(
     # The books of the ranges (failures, worker processes); progress events are the backfill's own.
     dispatch = RangeDispatch(engine, executor, spec, job.job_id)
     failures = dispatch.failures
+    # A file's counts and id sample take a scan of it: the parent reads the next collections' while
+    # the workers load, instead of between collections with every worker idle.
+    prefetch = ThreadPoolExecutor(1) if isinstance(source, FileSource) and not only else None
+    upcoming = {n: prefetch.submit(source.stats, n) for n in names[1:]} if prefetch else {}
     try:
         for name in names:
             if only and name != only[0]:
                 continue
+            if name in upcoming:
+                upcoming[name].result()
             tasks = plan_ranges(engine, source, job, name, parts)
             if only:
                 chosen = [t for t in tasks if t.lo == only[1] and t.hi == only[2]]
@@ -567,6 +573,9 @@ def run_scaled_backfill(
     except BaseException:
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
+    finally:
+        if prefetch is not None:
+            prefetch.shutdown(cancel_futures=True)
     if only and not failures and _all_done(engine, job, names):
         for name in names:  # the retried range was the last one missing: the job is complete
             recs.append(reconcile(engine, source, job, name))

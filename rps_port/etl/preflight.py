@@ -24,7 +24,7 @@ from rps_port.etl.errors import RejectError
 from rps_port.etl.mapping import Mapping, SkipDocument
 from rps_port.etl.sources import MongoSource, Source
 
-WRITE_FACTOR = 6.0
+WRITE_FACTOR = 3.5  # measured 3.2 on the 1M-document dataset after the bulk load (ADR-011); a little slack
 PARALLEL_EFFICIENCY = 0.8
 WARN_SHARE = 0.5  # warn when the backfill would use more than half of the window
 
