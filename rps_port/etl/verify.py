@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, func, insert, or_, select
+from sqlalchemy import Engine, Table, and_, func, insert, or_, select, type_coerce
 
+from rps_port.domain.types import Money, UTCDateTime
 from rps_port.etl.errors import RejectError
 from rps_port.etl.executors import (
     Executor,
@@ -99,7 +100,9 @@ class _SourceSide:
             yield from self._flush(pending)
 
     def _flush(self, pending: list[Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        exists = self._exists(pending) if any(md.references for md in pending) else None
+        # A reference kept when dangling only raises a flag, which is not part of the compared form.
+        changes = any(ref.on_missing != "keep" for md in pending for ref in md.references)
+        exists = self._exists(pending) if changes else None
         for md in pending:
             if exists is not None:
                 try:
@@ -115,6 +118,13 @@ class _TargetSide:
         self.engine, self.shape = engine, shape
         self.parent = tables[shape.table]
         self.kids = [(tables[t], pk, ix, cols) for t, pk, ix, cols in shape.children]
+        self.raw = engine.dialect.name == "postgresql"
+
+    def _col(self, table: Table, name: str) -> Any:
+        """A column to read; on PostgreSQL, Money and UTCDateTime come as the driver returns them
+        (Decimal, aware datetime): their result processing would not change the canonical form."""
+        col = table.c[name]
+        return type_coerce(col, col.type.impl) if self.raw and isinstance(col.type, (Money, UTCDateTime)) else col
 
     def id_bounds(self) -> tuple[str | None, str | None]:
         key = self.parent.c[self.shape.id]
@@ -129,7 +139,7 @@ class _TargetSide:
     def documents(self, lo: str = "", hi: str | None = None, ids: list[str] | None = None,
                   chunk: int = 2000) -> Iterator[tuple[str, tuple[Any, ...]]]:
         key = self.parent.c[self.shape.id]
-        cols = [key, *(self.parent.c[c] for c in self.shape.columns)]  # rows as (id, *columns)
+        cols = [key, *(self._col(self.parent, c) for c in self.shape.columns)]  # rows as (id, *columns)
         if ids is not None:
             for part in chunks(sorted(ids)):
                 with self.engine.connect() as conn:
@@ -159,7 +169,7 @@ class _TargetSide:
         grouped: dict[str, dict[str, list[Any]]] = {r[0]: {} for r in rows}
         for table, parent_key, _index, ccols in self.kids:
             at = ccols.index(parent_key)
-            for crow in conn.execute(select(*(table.c[c] for c in ccols)).where(parent_in(table.c[parent_key]))):
+            for crow in conn.execute(select(*(self._col(table, c) for c in ccols)).where(parent_in(table.c[parent_key]))):
                 found = grouped.get(crow[at])
                 if found is not None:
                     found.setdefault(table.name, []).append(crow)
