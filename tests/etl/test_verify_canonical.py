@@ -58,3 +58,36 @@ def test_database_rows_as_tuples_give_the_same_form_as_rows_as_dicts() -> None:
     as_tuple = (row["id"], *(row.get(c) for c in SHAPE.columns))
     child_tuples = {table: [tuple(r.get(c) for c in ccols) for r in kids[table]]}
     assert SHAPE.canonical_rows(as_tuple, child_tuples) == SHAPE.canonical(row, kids)
+
+
+def test_verify_resolves_references_that_change_rows(tmp_path, small_dataset) -> None:
+    """With `on_missing: null` a dangling customer is loaded as NULL; verify must look references up
+    to expect the same (with 'keep' it need not: a flag is not part of the compared form)."""
+    from rps_port.db import make_engine
+    from rps_port.etl.backfill import run_backfill
+    from rps_port.etl.mapping import DEFAULT_MAPPING, mapping_from_text
+    from rps_port.etl.sources import open_source
+    from rps_port.etl.verify import run_verify
+    from rps_port.legacy.generate import DEFAULT_SECRET
+    from rps_port.schema import upgrade
+
+    text = DEFAULT_MAPPING.read_text(encoding="utf-8").replace(
+        "customer_id: {collection: customers, on_missing: keep, flag: dangling_customer}",
+        'customer_id: {collection: customers, on_missing: "null", flag: dangling_customer}')
+    assert 'on_missing: "null"' in text
+    mapping = mapping_from_text(text, secret=DEFAULT_SECRET)
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    source = open_source(small_dataset / "rps")
+    run_backfill(engine, source, mapping)
+    with engine.connect() as conn:
+        from sqlalchemy import text as sql
+
+        nulled = conn.execute(sql("SELECT count(*) FROM etl_flags f JOIN orders o ON o.id = f.record_id "
+                                  "WHERE f.flag = 'dangling_customer' AND o.customer_id IS NULL")).scalar_one()
+    assert nulled > 0  # the dataset plants dangling customers
+
+    report = run_verify(engine, source, mapping, collections=["orders"], record=False)
+
+    assert report.differences == []
