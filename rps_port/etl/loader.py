@@ -44,11 +44,10 @@ class TableCodec:
         self.names = [c.name for c in self.columns]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.pk = [c.name for c in table.primary_key.columns]
-        self._dialect = dialect
         procs: list[Callable[[Any], Any] | None] = [c.type._cached_bind_processor(dialect) for c in self.columns]
         self._procs = procs
         self._defaults = [self._default_of(c) for c in self.columns]
-        self.bind = self._compile_bind()
+        self.bind = self._compile_bind(dialect)
 
     @staticmethod
     def _default_of(col: Column[Any]) -> Callable[[], Any] | None:
@@ -64,26 +63,28 @@ class TableCodec:
         value = d.arg
         return lambda: value
 
-    def _compile_bind(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    def _compile_bind(self, dialect: Any) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
         """`bind` as one generated expression per table: it runs once per row of every batch."""
         ns: dict[str, Any] = {}
         parts = []
-        for i, (name, proc, default) in enumerate(zip(self.names, self._procs, self._defaults, strict=True)):
-            if default is not None and not self.table.c[name].nullable:
+        for i, (col, proc, default) in enumerate(zip(self.columns, self._procs, self._defaults, strict=True)):
+            name = col.name
+            if default is not None and not col.nullable:
                 ns[f"d{i}"] = default
                 value = f"(row[{name!r}] if {name!r} in row else d{i}())"
             else:
                 value = f"get({name!r})"
-            unchanged = getattr(self.table.c[name].type, "bind_unchanged", None)
-            same = unchanged(self._dialect) if proc is not None and unchanged is not None else None
-            if same is not None:  # the type says when its processor would return the value itself
-                condition, names = same
-                ns.update(names)
+            if proc is not None:
                 ns[f"p{i}"] = proc
-                value = f"(v{i} if (v{i} := {value}) is None or {condition.format(v=f'v{i}')} else p{i}(v{i}))"
-            elif proc is not None:
-                ns[f"p{i}"] = proc
-                value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))"
+                # None stays None; so does a value the type says its processing would return unchanged
+                keep = f"(v{i} := {value}) is None"
+                unchanged = getattr(col.type, "bind_unchanged", None)
+                same = unchanged(dialect) if unchanged is not None else None
+                if same is not None:
+                    condition, names = same
+                    ns.update(names)
+                    keep += f" or {condition.format(v=f'v{i}')}"
+                value = f"(v{i} if {keep} else p{i}(v{i}))"
             parts.append(value)
         source = "def bind(row):\n    get = row.get\n    return (" + ", ".join(parts) + ",)\n"
         exec(compile(source, f"<bind {self.name}>", "exec"), ns)  # noqa: S102 - built from the table's own columns
