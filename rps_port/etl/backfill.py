@@ -168,7 +168,7 @@ def start_job(
 
 def end_bulk_load(engine: Engine, mapping: Mapping, job: Job, names: list[str]) -> dict[str, Any] | None:
     """Rebuild what was deferred on the job's tables (by this job, or an earlier one left unfinished)."""
-    report = bulkload.restore(engine, bulkload.job_tables(mapping, names))
+    report = bulkload.restore(engine, mapping.tables(names))
     if not job.bulk_load and not report.indexes and not report.foreign_keys and not report.errors:
         return None
     return {"bulk_load": job.bulk_load, "deferred": job.deferred, "rebuilt": report.as_dict()}

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
+from rps_port.etl.loader import _q
 from rps_port.etl.mapping import Mapping
 from rps_port.etl.models import EtlDeferredDDL, EtlFlag, EtlRun
 from rps_port.timeutil import utcnow
@@ -58,18 +59,6 @@ class RestoreReport:
                 "errors": self.errors}
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def job_tables(mapping: Mapping, collections: Iterable[str]) -> list[str]:
-    out = []
-    for name in collections:
-        cm = mapping.collection(name)
-        out += [cm.table, *cm.child_tables]
-    return out
-
-
 def lookup_keys(mapping: Mapping, collections: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
     """Per table, the column lists the loader, verify and sync look rows up by."""
     keys: dict[str, list[tuple[str, ...]]] = {}
@@ -84,7 +73,7 @@ def lookup_keys(mapping: Mapping, collections: Iterable[str]) -> dict[str, list[
 
 def targets_empty(conn: Connection, mapping: Mapping, collections: list[str]) -> bool:
     """No row in any table the job writes, and no flag left for its collections by an earlier load."""
-    for table in job_tables(mapping, collections):
+    for table in mapping.tables(collections):
         if conn.exec_driver_sql(f"SELECT 1 FROM {_q(table)} LIMIT 1").first() is not None:
             return False
     flags = EtlFlag.__table__
@@ -119,7 +108,7 @@ def deferrable(conn: Connection, mapping: Mapping, collections: list[str]) -> li
     """What a bulk load of `collections` may drop and rebuild (PostgreSQL only; nothing elsewhere)."""
     if conn.dialect.name != "postgresql":
         return []
-    tables = job_tables(mapping, collections)
+    tables = mapping.tables(collections)
     keys = lookup_keys(mapping, collections)
     out = []
     for table, name, ddl, columns in conn.exec_driver_sql(_INDEXES, (tables,)).fetchall():

@@ -73,7 +73,7 @@ class Converter:
     fast: tuple[str, str] | None = None
 
 
-FAST_NAMES: dict[str, Any] = {}
+FAST_NAMES: dict[str, Any] = {"ObjectId": ObjectId, "datetime": datetime, "UTC": UTC}
 
 
 CONVERTERS: dict[str, Converter] = {}
@@ -494,6 +494,3 @@ def get(name: str) -> Converter:
         return CONVERTERS[name]
     except KeyError:
         raise KeyError(f"unknown converter {name!r}; known: {', '.join(sorted(CONVERTERS))}") from None
-
-
-FAST_NAMES.update(ObjectId=ObjectId, datetime=datetime, UTC=UTC)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable
 from collections.abc import Mapping as TMapping
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ def compile_expr(expr: str) -> Callable[[TMapping[str, Any]], Decimal]:
     except SyntaxError as exc:
         raise MappingError(f"expression {expr!r}: {exc.msg}") from None
     ns: dict[str, Any] = {"D": Decimal}
+    serial = itertools.count()  # a fresh name per operand
 
     def build(node: ast.AST) -> str:
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
@@ -110,12 +112,11 @@ def compile_expr(expr: str) -> Callable[[TMapping[str, Any]], Decimal]:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return f"(-{build(node.operand)})"
         if isinstance(node, ast.Name):
-            temp = f"v{len(ns)}"
-            ns[temp] = None
+            temp = f"v{next(serial)}"
             # a Decimal as it is; NULL as 0; an int (quantity) as a Decimal
             return f"({temp} if type({temp} := row.get({node.id!r})) is D else D({temp} or 0))"
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, str)) and not isinstance(node.value, bool):
-            const = f"c{len(ns)}"
+            const = f"c{next(serial)}"
             try:
                 ns[const] = Decimal(str(node.value))
             except ArithmeticError:
@@ -529,9 +530,10 @@ class Mapping:
         """The legacy document for rows (BSON types: ObjectId, Decimal128, datetime); for reverse sync."""
         return self.collection(collection).unmap(parent_row, child_rows, self.secret)
 
-    def tables(self) -> list[str]:
+    def tables(self, collections: Iterable[str] | None = None) -> list[str]:
+        """The tables of `collections` (default: all), each collection's parent table then its children."""
         out = []
-        for coll in self.collections.values():
+        for coll in self.collections.values() if collections is None else map(self.collection, collections):
             out.append(coll.table)
             out.extend(coll.child_tables)
         return out
