@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from rps_port.etl.errors import ConversionError
 from rps_port.ids import normalize_object_id
 from rps_port.legacy.crypto import LegacyCryptoError, is_legacy_encrypted, legacy_decrypt, legacy_encrypt
 from rps_port.money import from_minor, minor_units, quantum
+from rps_port.timeutil import ensure_utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -73,7 +73,7 @@ class Converter:
     fast: tuple[str, str] | None = None
 
 
-FAST_NAMES: dict[str, Any] = {"ObjectId": ObjectId, "datetime": datetime, "UTC": UTC}
+FAST_NAMES: dict[str, Any] = {"ObjectId": ObjectId, "datetime": datetime, "UTC": UTC, "combine": datetime.combine}
 
 
 CONVERTERS: dict[str, Converter] = {}
@@ -120,7 +120,7 @@ def unwrap(value: Any) -> Any:
 
 def decimal128_to_decimal(value: Decimal128) -> Decimal:
     """Decimal128 -> Decimal, exactly; the common (finite, small-coefficient) form decoded directly."""
-    low, high = struct.unpack("<QQ", value.bid)
+    high, low = value.__getstate__()  # its pickled state; `.bid` would pack these into bytes to unpack
     if (high & 0x6000000000000000) == 0x6000000000000000:  # large-coefficient form, Infinity or NaN
         return value.to_decimal()
     exponent = ((high & 0x7FFE000000000000) >> 49) - 6176
@@ -305,8 +305,11 @@ def _truncate_ms(dt: datetime) -> datetime:
     "TIMESTAMP WITH TIME ZONE",
     "BSON Date, ISO-8601 string, epoch milliseconds (int/Int64/{$numberLong}) or {$date} -> UTC, millisecond "
     "precision (what a BSON Date holds).",
-    # a BSON Date as pymongo decodes it: naive, UTC, whole milliseconds
-    fast=("type(raw) is datetime and raw.tzinfo is None and not raw.microsecond % 1000", "raw.replace(tzinfo=UTC)"),
+    # a BSON Date as pymongo decodes it: naive, UTC, whole milliseconds; the value is naive_as_utc(raw)
+    fast=(
+        "type(raw) is datetime and raw.tzinfo is None and not raw.microsecond % 1000",
+        "combine(raw.date(), raw.time(), UTC)",
+    ),
 )
 def to_datetime(value: Any, _args: dict[str, Any], ctx: Context) -> datetime:
     if isinstance(value, dict) and "$date" in value and len(value) == 1:
@@ -315,7 +318,7 @@ def to_datetime(value: Any, _args: dict[str, Any], ctx: Context) -> datetime:
             value = unwrap(value)
     value = unwrap(value)
     if isinstance(value, datetime):
-        return _truncate_ms(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
+        return _truncate_ms(ensure_utc(value))
     if isinstance(value, DatetimeMS):
         value = int(value)
     if isinstance(value, bool):

@@ -390,6 +390,7 @@ class CollectionMapping:
                 items = []
             if not isinstance(items, list):
                 raise RejectError(record_id, child.spec.path, "invalid_list", "an array was expected")
+            cctx = Context(row=row, parent=row, secret=secret, notes=notes)  # one per array; its row per item
             for index, item in enumerate(items):
                 where = f"{child.spec.path}.{index}."
                 if not isinstance(item, dict):
@@ -397,10 +398,10 @@ class CollectionMapping:
                 crow: dict[str, Any] = {child.spec.parent_key: row[self.spec.id], child.spec.index: index}
                 for inherited in child.spec.inherit:
                     crow[inherited] = row.get(inherited)
-                child.fill(item, Context(row=crow, parent=row, secret=secret, notes=notes), record_id, where)
-                unknown_keys = item.keys() - child.known
-                if unknown_keys:
-                    unknown = {k: v for k, v in item.items() if k in unknown_keys}
+                cctx.row = crow
+                child.fill(item, cctx, record_id, where)
+                if not child.known.issuperset(item):
+                    unknown = {k: v for k, v in item.items() if k not in child.known}
                     extra[f"{child.spec.path}.{index}"] = extjson.to_canonical(unknown)
                     ctx.note("extra:child_fields")
                 rows.append(crow)
@@ -421,9 +422,8 @@ class CollectionMapping:
                     f" but {check.equals} = {right}",
                 )
         if self.spec.extra is not None:
-            unknown_keys = doc.keys() - self.known_or_dropped
-            if unknown_keys:  # in document order, so the stored JSON is the same on every run
-                for key in [k for k in doc if k in unknown_keys]:
+            if not self.known_or_dropped.issuperset(doc):  # in document order: the same JSON every run
+                for key in [k for k in doc if k not in self.known_or_dropped]:
                     extra[key] = extjson.to_canonical(doc[key])
             if extra:
                 ctx.note("extra:fields")

@@ -13,6 +13,7 @@ from rps_port.etl import convert
 from rps_port.etl.convert import Context
 from rps_port.etl.errors import ConversionError
 from rps_port.legacy.crypto import legacy_encrypt
+from rps_port.timeutil import naive_as_utc
 
 
 def ctx(**row) -> Context:
@@ -140,7 +141,16 @@ def test_json_keeps_bson_types_as_canonical_extended_json():
 
 
 def test_decimal128_fast_path_is_exact():
-    for text in ("0", "0.00", "-1.5", "19.99", "1E+10", "12345678901234567890.1234", "NaN", "Infinity"):
+    for text in ("0", "0.00", "-0", "-1.5", "19.99", "1E+10", "12345678901234567890.1234", "NaN", "-Infinity",
+                 "9999999999999999999999999999999999", "1E-6176", "9.999999999999999999999999999999999E+6144",
+                 "Infinity"):
         d = Decimal128(text)
         fast, slow = convert.decimal128_to_decimal(d), d.to_decimal()
         assert str(fast) == str(slow)
+
+
+def test_naive_bson_dates_become_the_same_instant_in_utc():
+    for naive in (datetime(2017, 8, 7, 3, 31, 51, 464000), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999000),
+                  datetime(2024, 2, 29, 12, 0, 0, 1000, fold=1)):
+        out = convert.CONVERTERS["datetime"].forward(naive, {}, ctx())
+        assert out == naive.replace(tzinfo=UTC) and out.tzinfo is UTC and naive_as_utc(naive) == out
