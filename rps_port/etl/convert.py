@@ -69,7 +69,7 @@ class Converter:
     args: tuple[str, ...] = field(default_factory=tuple)
     # The common case written inline by the generated mapping code: (condition on `raw`, value), both
     # Python expressions over FAST_NAMES. Where the condition holds, the value must be what `forward`
-    # returns, with no note; elsewhere `forward` runs.
+    # returns, with no note, and never None; elsewhere `forward` runs.
     fast: tuple[str, str] | None = None
 
 

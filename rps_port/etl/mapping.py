@@ -214,16 +214,24 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
     compiled columns; behaviour is the same as the generic loop (tests run both)."""
     ns: dict[str, Any] = {"MISSING": _MISSING, "ConversionError": ConversionError, "RejectError": RejectError,
                           "absent": absent, **convert.FAST_NAMES}
-    lines = ["def fill(doc, ctx, record_id, prefix):", "    row = ctx.row"]
+    lines = ["def fill(doc, ctx, record_id, prefix):", "    row = ctx.row", "    get = doc.get"]
     for c, col in enumerate(columns):
         ns[f"col{c}"] = col
-        lines += ["    v = MISSING", "    used = None"]
         indent = "    "
+        first_key, first_alt = (col.plan[0][0], col.plan[0][1]) if col.plan else (None, None)
+        hoisted = first_key is not None and first_alt.conv.fast is not None
+        if hoisted:  # the common case first: a fast value is never None, so nothing else applies
+            condition, value = first_alt.conv.fast
+            lines += [f"    raw = get({first_key!r}, MISSING)", f"    if {condition}:",
+                      f"        row[{col.name!r}] = {value}", "    else:"]
+            indent = "        "
+        lines += [f"{indent}v = MISSING", f"{indent}used = None"]
         for i, (key, alt, forward, args) in enumerate(col.plan):
             ns[f"alt{c}_{i}"], ns[f"f{c}_{i}"], ns[f"a{c}_{i}"] = alt, forward, args
             label = path_label(alt.spec)
             if key is not None:
-                lines.append(f"{indent}raw = doc.get({key!r}, MISSING)")
+                if not (hoisted and i == 0):
+                    lines.append(f"{indent}raw = get({key!r}, MISSING)")
             else:
                 lines += [
                     f"{indent}try:",
@@ -237,7 +245,7 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
                 f"{indent}    if raw is not None:",
             ]
             inner = indent + "        "
-            if alt.conv.fast is not None:
+            if alt.conv.fast is not None and not (hoisted and i == 0):
                 condition, value = alt.conv.fast
                 lines += [f"{inner}if {condition}:", f"{inner}    v = {value}", f"{inner}else:"]
                 inner += "    "
@@ -255,11 +263,13 @@ def _compile_fill(columns: list[_Column], absent: Callable[..., Any]) -> Callabl
                 lines.append(f"{indent}else:")
                 indent += "    "
         spec = col.spec
+        tail = "        " if hoisted else "    "
         if spec.fallback is None and spec.default is None and not spec.required:
-            lines.append("    if v is MISSING:\n        v = None")  # what absent() returns for such a column
+            lines += [f"{tail}if v is MISSING:", f"{tail}    v = None"]  # what absent() returns for such a column
         else:
-            lines += ["    if v is None or v is MISSING:", f"        v = absent(col{c}, v, used, ctx, record_id, prefix)"]
-        lines.append(f"    row[{col.name!r}] = v")
+            lines += [f"{tail}if v is None or v is MISSING:",
+                      f"{tail}    v = absent(col{c}, v, used, ctx, record_id, prefix)"]
+        lines.append(f"{tail}row[{col.name!r}] = v")
     exec(compile("\n".join(lines) + "\n", "<mapping>", "exec"), ns)  # noqa: S102 - source built above from the validated mapping
     return ns["fill"]
 
