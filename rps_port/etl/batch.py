@@ -217,13 +217,14 @@ class BatchProcessor:
         rejected: set[str] = set()
         for rule in spec.unique:
             keyed: dict[tuple[Any, ...], list[tuple[MappedDocument, Any]]] = {}
+            key_of = codec.key_of(rule.columns)
             for md, doc in docs:
                 if md.record_id in rejected:
                     continue
                 if rule.live_only and self.deleted and md.row.get(self.deleted) is not None:
                     continue
-                key = tuple(codec.bind_value(c, md.row.get(c)) for c in rule.columns)
-                if any(k is None for k in key):
+                key = key_of(md.row)
+                if None in key:
                     continue
                 keyed.setdefault(key, []).append((md, doc))
             holders = writer.live_holders(self.table, rule.columns, self.deleted if rule.live_only else None,

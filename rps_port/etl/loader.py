@@ -57,6 +57,8 @@ class TableCodec:
         procs: list[Callable[[Any], Any] | None] = [c.type._cached_bind_processor(dialect) for c in self.columns]
         self._procs = procs
         self._defaults = [self._default_of(c) for c in self.columns]
+        self._dialect = dialect
+        self._keys: dict[tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
         self.bind = self._compile_bind(dialect)
         self.copy_types = self._copy_types(dialect) if dialect.name == "postgresql" else None
 
@@ -85,13 +87,18 @@ class TableCodec:
         value = d.arg
         return lambda: value
 
-    def _compile_bind(self, dialect: Any) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """`bind` as one generated expression per table: it runs once per row of every batch."""
+    def _compile_bind(
+        self, dialect: Any, names: Sequence[str] | None = None, defaults: bool = True
+    ) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """A row dict -> the tuple of its bound values for `names` (default: every column), as one
+        generated expression: it runs once per row of every batch. With `defaults`, a missing
+        non-nullable column takes its default, as an INSERT would."""
         ns: dict[str, Any] = {}
         parts = []
-        for i, (col, proc, default) in enumerate(zip(self.columns, self._procs, self._defaults, strict=True)):
-            name = col.name
-            if default is not None and not col.nullable:
+        for name in self.names if names is None else names:
+            i = self.index[name]
+            col, proc, default = self.columns[i], self._procs[i], self._defaults[i]
+            if defaults and default is not None and not col.nullable:
                 ns[f"d{i}"] = default
                 value = f"(row[{name!r}] if {name!r} in row else d{i}())"
             else:
@@ -103,14 +110,22 @@ class TableCodec:
                 unchanged = getattr(col.type, "bind_unchanged", None)
                 same = unchanged(dialect) if unchanged is not None else None
                 if same is not None:
-                    condition, names = same
-                    ns.update(names)
+                    condition, names_used = same
+                    ns.update(names_used)
                     keep += f" or {condition.format(v=f'v{i}')}"
                 value = f"(v{i} if {keep} else p{i}(v{i}))"
             parts.append(value)
         source = "def bind(row):\n    get = row.get\n    return (" + ", ".join(parts) + ",)\n"
         exec(compile(source, f"<bind {self.name}>", "exec"), ns)  # noqa: S102 - built from the table's own columns
         return ns["bind"]
+
+    def key_of(self, names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The bound values of `names` as a tuple (a missing column is None), for matching keys."""
+        key = tuple(names)
+        fn = self._keys.get(key)
+        if fn is None:
+            fn = self._keys[key] = self._compile_bind(self._dialect, key, defaults=False)
+        return fn
 
     def bind_value(self, column: str, value: Any) -> Any:
         proc = self._procs[self.index[column]]

@@ -37,3 +37,14 @@ def test_on_postgresql_the_common_case_binds_as_itself() -> None:
     row = ROWS[0]
     bound = dict(zip(codec.names, codec.bind(row), strict=True))
     assert bound["subtotal"] is row["subtotal"] and bound["created_at"] is row["created_at"]
+
+
+@pytest.mark.parametrize("dialect", [postgresql.psycopg.dialect(), sqlite.pysqlite.dialect()], ids=["postgresql", "sqlite"])
+def test_key_of_binds_like_bind_value_without_defaults(dialect) -> None:
+    codec = TableCodec(TABLE, dialect)
+    names = ["subtotal", "created_at", "number"]
+    for row in ROWS:
+        assert codec.key_of(names)(row) == tuple(codec.bind_value(n, row.get(n)) for n in names)
+    assert codec.key_of(names) is codec.key_of(tuple(names))  # compiled once per column list
+    assert codec.key_of(["created_at"])({}) == (None,)  # a missing column is None, not its default
+    assert dict(zip(codec.names, codec.bind({}), strict=True))["created_at"] is not None  # bind applies it
