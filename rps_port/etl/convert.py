@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, DivisionByZero, InvalidOperation, Overflow
+from decimal import Context as DecimalContext
 from typing import Any
 
 from bson import Decimal128, Int64, ObjectId
@@ -137,6 +138,10 @@ def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
             return dec, "decimal128"
     elif kind is float and math.isfinite(value):
         return Decimal(repr(value)), "double"
+    elif kind is str and _NUMERIC.match(text := value.strip()):
+        return Decimal(text), "string"
+    elif kind is int:
+        return Decimal(value), "int"
     if isinstance(value, dict) and len(value) == 1:
         (key, inner), = value.items()
         if key == "$numberDecimal":
@@ -177,6 +182,8 @@ def to_decimal(value: Any, ctx: Context | None = None) -> tuple[Decimal, str]:
 
 
 _QUANTA: dict[str, Decimal] = {}
+# Python's default context with half-even rounding, as a context method (no keyword arguments to parse).
+_HALF_EVEN = DecimalContext(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
 def _currency_of(args: dict[str, Any], ctx: Context) -> str:
@@ -203,7 +210,7 @@ def money(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
     step = _QUANTA.get(currency)
     if step is None:
         step = _QUANTA[currency] = quantum(currency)
-    out = dec.quantize(step, rounding=ROUND_HALF_EVEN)
+    out = _HALF_EVEN.quantize(dec, step)
     if out != dec and kind != "double" and not args.get("round_exact"):
         raise ConversionError(
             "excess_precision", f"{kind} amount has more than {minor_units(currency)} decimal places for {currency}"
@@ -214,6 +221,9 @@ def money(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
 @reverse_of("money")
 def _money_back(value: Any, _args: dict[str, Any], _ctx: Context) -> Any:
     return None if value is None else Decimal128(Decimal(value))
+
+
+_SCALES: dict[int, Decimal] = {}
 
 
 @converter(
@@ -246,7 +256,10 @@ def _cents_back(value: Any, args: dict[str, Any], ctx: Context) -> Any:
 def decimal(value: Any, args: dict[str, Any], ctx: Context) -> Decimal:
     dec, kind = to_decimal(value)
     scale = int(args.get("scale", 4))
-    out = dec.quantize(Decimal(1).scaleb(-scale))
+    step = _SCALES.get(scale)
+    if step is None:
+        step = _SCALES[scale] = Decimal(1).scaleb(-scale)
+    out = dec.quantize(step)
     if out != dec and kind != "double":
         raise ConversionError("excess_precision", f"more than {scale} decimal places")
     return out
