@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -147,6 +148,10 @@ def test_decimal128_fast_path_is_exact():
         d = Decimal128(text)
         fast, slow = convert.decimal128_to_decimal(d), d.to_decimal()
         assert str(fast) == str(slow)
+    rng = random.Random(3)
+    for _ in range(2000):  # any coefficient and exponent Decimal128 holds: same digits, same exponent
+        d = Decimal128(Decimal(f"{rng.randint(-(10**34) + 1, 10**34 - 1)}E{rng.randint(-6100, 6100)}"))
+        assert str(convert.decimal128_to_decimal(d)) == str(d.to_decimal())
 
 
 def test_naive_bson_dates_become_the_same_instant_in_utc():
