@@ -9,6 +9,7 @@ and the generated bind function then tests that inline instead of calling it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -132,6 +133,10 @@ class TableCodec:
         return value if value is None or proc is None else proc(value)
 
 
+# Per engine (bind processors belong to its dialect), per Table object; gone with the engine.
+_CODECS: weakref.WeakKeyDictionary[Any, dict[Table, TableCodec]] = weakref.WeakKeyDictionary()
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -150,12 +155,16 @@ class Writer:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
-        self._codecs: dict[str, TableCodec] = {}
 
     def codec(self, table: Table) -> TableCodec:
-        codec = self._codecs.get(table.name)
+        """The table's codec for this connection's engine, built once: a writer lives for one batch,
+        and building a codec (generated bind code, COPY types) costs about a millisecond."""
+        codecs = _CODECS.get(self.conn.engine)
+        if codecs is None:
+            codecs = _CODECS[self.conn.engine] = {}
+        codec = codecs.get(table)
         if codec is None:
-            codec = self._codecs[table.name] = TableCodec(table, self.dialect)
+            codec = codecs[table] = TableCodec(table, self.dialect)
         return codec
 
     def select_by_ids(self, table: Table, columns: Sequence[str], key: str, ids: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -48,3 +48,24 @@ def test_key_of_binds_like_bind_value_without_defaults(dialect) -> None:
     assert codec.key_of(names) is codec.key_of(tuple(names))  # compiled once per column list
     assert codec.key_of(["created_at"])({}) == (None,)  # a missing column is None, not its default
     assert dict(zip(codec.names, codec.bind({}), strict=True))["created_at"] is not None  # bind applies it
+
+
+def test_writers_of_one_engine_share_codecs_and_release_them_with_it(tmp_path) -> None:
+    import gc
+    import weakref
+
+    from sqlalchemy import create_engine
+
+    from rps_port.etl import loader
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        codec = loader.writer_for(conn).codec(TABLE)
+        assert loader.writer_for(conn).codec(TABLE) is codec  # a writer per batch, one codec per engine
+    with create_engine(f"sqlite:///{tmp_path / 'y.db'}").connect() as conn:
+        assert loader.writer_for(conn).codec(TABLE) is not codec
+    engine.dispose()
+    alive = weakref.ref(engine)
+    del engine, conn, codec
+    gc.collect()
+    assert alive() is None  # the cache did not keep the engine (and its codecs) alive
