@@ -223,9 +223,6 @@ def _money_back(value: Any, _args: dict[str, Any], _ctx: Context) -> Any:
     return None if value is None else Decimal128(Decimal(value))
 
 
-_SCALES: dict[int, Decimal] = {}
-
-
 @converter(
     "cents",
     "NUMERIC(20,4)",
@@ -245,6 +242,9 @@ def _cents_back(value: Any, args: dict[str, Any], ctx: Context) -> Any:
     if value is None:
         return None
     return Int64(int(Decimal(value).scaleb(minor_units(_currency_of(args, ctx)))))
+
+
+_SCALES: dict[int, Decimal] = {}  # the decimal converter's quantum per scale
 
 
 @converter(

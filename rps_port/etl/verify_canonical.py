@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from rps_port.etl.convert import EPOCH
 from rps_port.etl.mapping import CollectionMapping
 from rps_port.timeutil import ensure_utc
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 ZEROS = ("-0", "0")
 
