@@ -278,7 +278,7 @@ def indexes_list(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
     if not items:
         console.print("nothing deferred: every index and foreign key is in place")
         return
-    t = Table(title=f"{len(items)} deferred (rebuilt at the end of the load, or by `rps-port etl indexes restore`)")
+    t = Table(title=f"{len(items)} deferred (rebuilt as their collections finish loading, or by `rps-port etl indexes restore`)")
     for col in ("table", "name", "kind"):
         t.add_column(col)
     for i in items:

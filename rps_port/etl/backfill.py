@@ -166,9 +166,19 @@ def start_job(
     return Job(run_id, job_id, key, resumed, bulk, len(deferred))
 
 
-def end_bulk_load(engine: Engine, mapping: Mapping, job: Job, names: list[str]) -> dict[str, Any] | None:
-    """Rebuild what was deferred on the job's tables (by this job, or an earlier one left unfinished)."""
-    report = bulkload.restore(engine, mapping.tables(names))
+def loaded_tables(mapping: Mapping, names: list[str], done: str) -> list[str]:
+    """The tables of collection `done` that none of the collections after it in `names` writes."""
+    later = set(mapping.tables(names[names.index(done) + 1:]))
+    return [t for t in mapping.tables([done]) if t not in later]
+
+
+def end_bulk_load(
+    engine: Engine, mapping: Mapping, job: Job, names: list[str], early: bulkload.EarlyRestore | None = None
+) -> dict[str, Any] | None:
+    """Rebuild what was deferred on the job's tables (by this job, or an earlier one left unfinished),
+    after the rebuilds `early` started while the load went on."""
+    report = early.join() if early is not None else bulkload.RestoreReport()
+    report.add(bulkload.restore(engine, mapping.tables(names)))
     if not job.bulk_load and not report.indexes and not report.foreign_keys and not report.errors:
         return None
     return {"bulk_load": job.bulk_load, "deferred": job.deferred, "rebuilt": report.as_dict()}
@@ -393,6 +403,7 @@ def run_backfill(
         progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,
                   "collections": names, "bulk_load": job.bulk_load, "deferred": job.deferred})
     recs: list[Reconciliation] = []
+    early = bulkload.EarlyRestore(engine)
     try:
         for name in names:
             tasks = plan_ranges(engine, source, job, name, parts)
@@ -403,12 +414,14 @@ def run_backfill(
                 process_range(engine, source, mapping, job, task, batch_size=batch_size, progress=progress)
             rec = reconcile(engine, source, job, name)
             recs.append(rec)
+            early.submit(loaded_tables(mapping, names, name))
             if progress is not None:
                 progress({"event": "reconciled", **rec.as_dict()})
-        rebuilt = end_bulk_load(engine, mapping, job, names)
+        rebuilt = end_bulk_load(engine, mapping, job, names, early)
         if progress is not None and rebuilt:
             progress({"event": "rebuilt", **rebuilt["rebuilt"]})
     except BaseException:
+        early.join()  # a rebuild already running finishes (each object commits alone); what is left stays recorded
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
     summary = RunSummary(

@@ -9,7 +9,9 @@ tables, nobody reads them yet, so (as pg_restore and pgloader do) the load drops
 - the foreign keys from a child table to its parent, which the loader satisfies by construction
   (child rows are written in the same transaction as their parent);
 
-and rebuilds them once at the end: a sorted index build and one validating join per constraint.
+and rebuilds them once the tables are loaded: a sorted index build and one validating join per
+constraint, each collection's tables as soon as that collection is reconciled (while the next one
+loads), the last collection's at the end.
 Each dropped object is recorded in `etl_deferred_ddl` with its DDL, in the same transaction as the
 drop, and removed in the same transaction as its rebuild, so a load killed at any point still knows
 what to restore (the next run of the job does it at its end; `rps-port etl indexes restore` at once).
@@ -57,6 +59,13 @@ class RestoreReport:
     def as_dict(self) -> dict[str, Any]:
         return {"indexes": self.indexes, "foreign_keys": self.foreign_keys, "seconds": round(self.seconds, 3),
                 "errors": self.errors}
+
+    def add(self, other: RestoreReport) -> None:
+        """Fold in another rebuild's counts; seconds add up (time spent rebuilding, not wall time)."""
+        self.indexes += other.indexes
+        self.foreign_keys += other.foreign_keys
+        self.seconds += other.seconds
+        self.errors += other.errors
 
 
 def lookup_keys(mapping: Mapping, collections: Iterable[str]) -> dict[str, list[tuple[str, ...]]]:
@@ -225,3 +234,34 @@ def restore(engine: Engine, tables: Iterable[str] | None = None, *, workers: int
     log.info("bulk load: %d indexes and %d foreign keys rebuilt in %.1f s", report.indexes, report.foreign_keys,
              report.seconds, extra={"errors": len(report.errors)})
     return report
+
+
+class EarlyRestore:
+    """Rebuilds a finished collection's tables while the later collections load.
+
+    At the end of a bulk load the index builds and foreign-key checks of every table used to run in
+    one go, with the loader stopped and the server's cores partly idle. A collection's tables take
+    no more writes once it is reconciled (later collections only read its keys, through the indexes
+    a bulk load keeps), so their rebuild starts then, on a thread of its own; the end of the load
+    waits for it and rebuilds only the last tables. PostgreSQL only: nothing is deferred elsewhere,
+    and an SQLite reader on another thread would contend with the loader's writes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="etl-rebuild") if engine.dialect.name == "postgresql" else None
+        self._futures: list[Any] = []
+
+    def submit(self, tables: list[str]) -> None:
+        if self._pool is not None and tables:
+            self._futures.append(self._pool.submit(restore, self._engine, tables))
+
+    def join(self) -> RestoreReport:
+        """Wait for every rebuild submitted; their reports folded into one."""
+        report = RestoreReport()
+        try:
+            for future in self._futures:
+                report.add(future.result())
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+        return report

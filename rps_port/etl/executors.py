@@ -28,6 +28,7 @@ from typing import Any, Protocol, Self, TypeVar
 from sqlalchemy import Engine, and_, delete, insert, select
 from sqlalchemy.exc import OperationalError
 
+from rps_port.etl import bulkload
 from rps_port.etl.backfill import (
     DEFAULT_BATCH_SIZE,
     Job,
@@ -36,6 +37,7 @@ from rps_port.etl.backfill import (
     RunSummary,
     end_bulk_load,
     finish_job,
+    loaded_tables,
     plan_ranges,
     process_range,
     reconcile,
@@ -536,6 +538,7 @@ def run_scaled_backfill(
     # the workers load, instead of between collections with every worker idle.
     prefetch = ThreadPoolExecutor(1) if isinstance(source, FileSource) and not only else None
     upcoming = {n: prefetch.submit(source.stats, n) for n in names[1:]} if prefetch else {}
+    early = bulkload.EarlyRestore(engine)
     try:
         for name in names:
             if only and name != only[0]:
@@ -568,9 +571,11 @@ def run_scaled_backfill(
                 continue
             rec = reconcile(engine, source, job, name)
             recs.append(rec)
+            early.submit(loaded_tables(mapping, names, name))
             if progress is not None:
                 progress({"event": "reconciled", **rec.as_dict()})
     except BaseException:
+        early.join()  # a rebuild already running finishes (each object commits alone); what is left stays recorded
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
     finally:
@@ -588,7 +593,11 @@ def run_scaled_backfill(
         status = "interrupted"  # one range re-run; the next run without --range joins this job
     else:
         status = "done" if all(r.balanced for r in recs) else "imbalanced"
-    rebuilt = end_bulk_load(engine, mapping, job, names) if status in ("done", "imbalanced") else None
+    if status in ("done", "imbalanced"):
+        rebuilt = end_bulk_load(engine, mapping, job, names, early)
+    else:
+        early.join()  # the collections reconciled before the failure keep their rebuilt indexes
+        rebuilt = None
     if progress is not None and rebuilt:
         progress({"event": "rebuilt", **rebuilt["rebuilt"]})
     summary = RunSummary(job.run_id, job.job_id, job.resumed, status, time.monotonic() - started, recs,

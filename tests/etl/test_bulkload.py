@@ -189,3 +189,41 @@ def test_a_failed_rebuild_keeps_its_record_and_names_the_object(pg_db_url: str, 
 
     assert len(report.errors) == 1 and "ix_orders_org_id_status_created_at on orders" in report.errors[0]
     assert [r.name for r in deferred_rows(engine)] == ["ix_orders_org_id_status_created_at"]
+
+
+@pytest.mark.parametrize("runner", ["in_process", "range_tasks"])
+def test_a_loaded_collection_is_rebuilt_while_the_next_ones_load(
+    runner: str, pg_db_url: str, small_dataset: Path
+) -> None:
+    """Customers and orders are not written again once reconciled: their indexes and foreign keys
+    come back while transactions load, and only the transactions' wait for the end of the load."""
+    import time
+
+    from rps_port.etl.executors import LocalExecutor, WorkerSpec, run_scaled_backfill
+
+    engine = make_engine(pg_db_url)
+    before = schema_of(engine)
+    mapping = load_mapping(secret=DEFAULT_SECRET)
+    source = small_dataset / "rps"
+    earlier = ["customers", "customer_addresses", "orders", "order_items"]
+    seen: dict[str, Any] = {}
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("event") == "collection" and event["collection"] == "transactions":
+            deadline = time.monotonic() + 60
+            while bulkload.pending(engine, earlier) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen["earlier pending"] = bulkload.pending(engine, earlier)
+            seen["transactions pending"] = {d.name for d in bulkload.pending(engine, ["transactions"])}
+
+    if runner == "in_process":
+        summary = run_backfill(engine, open_source(source), mapping, batch_size=200, progress=progress)
+    else:
+        summary = run_scaled_backfill(engine, open_source(source), mapping, WorkerSpec(str(source), pg_db_url),
+                                      LocalExecutor(), parts=2, progress=progress).summary
+
+    assert seen["earlier pending"] == []  # rebuilt before the last collection was done
+    assert "ix_transactions_org_id_kind_status_created_at" in seen["transactions pending"]
+    rebuilt = summary.bulk_load["rebuilt"]
+    assert rebuilt["errors"] == [] and rebuilt["indexes"] + rebuilt["foreign_keys"] == summary.bulk_load["deferred"]
+    assert schema_of(engine) == before and deferred_rows(engine) == []
