@@ -14,13 +14,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 
 from rps_port.etl import bulkload
-from rps_port.etl.batch import BatchProcessor
+from rps_port.etl.batch import BatchProcessor, Mapped
 from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import writer_for
 from rps_port.etl.mapping import Mapping
@@ -298,8 +299,8 @@ def process_range(
                   "skipped": sum(counts.skipped.values())})
     cps = EtlCheckpoint.__table__
     where = and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
-    for pos, docs in _batches(source, task, position, batch_size):
-        mapped = processor.map(docs)
+
+    def commit(pos: str, docs: list[Any], mapped: Mapped) -> None:
         with engine.connect() as conn, conn.begin():
             result = processor.write(writer_for(conn), mapped)
             counts.loaded += result.loaded
@@ -316,6 +317,18 @@ def process_range(
             progress({"event": "batch", "collection": task.collection, "range": [task.lo, task.hi],
                       "documents": len(docs), "loaded": counts.loaded, "rejected": counts.rejected,
                       "skipped": sum(counts.skipped.values())})
+
+    # One batch is written (and its checkpoint committed with it, in order) on a thread while the
+    # next one is read and mapped: the server's COPY and index work overlap the client's mapping.
+    with ThreadPoolExecutor(1, thread_name_prefix="etl-write") as writing:
+        pending: Future[None] | None = None
+        for pos, docs in _batches(source, task, position, batch_size):
+            mapped = processor.map(docs)
+            if pending is not None:
+                pending.result()
+            pending = writing.submit(commit, pos, docs, mapped)
+        if pending is not None:
+            pending.result()
     with engine.begin() as conn:
         conn.execute(update(cps).where(where).values(status="done", run_id=job.run_id, updated_at=utcnow()))
     log.info(
