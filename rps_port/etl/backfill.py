@@ -234,13 +234,17 @@ def split_ids(
 # --------------------------------------------------------------------------- ranges
 
 
+def _checkpoint_of(job: Job, task: RangeTask) -> Any:
+    """The WHERE clause of a range's row in etl_checkpoints."""
+    cps = EtlCheckpoint.__table__
+    return and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
+
+
 def _checkpoint(engine: Engine, job: Job, task: RangeTask) -> tuple[str | None, str, RangeCounts]:
     cps = EtlCheckpoint.__table__
     with engine.begin() as conn:
         row = conn.execute(
-            select(cps).where(
-                and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
-            )
+            select(cps).where(_checkpoint_of(job, task))
         ).first()
         if row is None:
             conn.execute(
@@ -277,8 +281,11 @@ def process_range(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    overlap: bool = True,
 ) -> RangeCounts:
-    """Load one range, resuming after its last committed batch. Idempotent: a done range returns its counts."""
+    """Load one range, resuming after its last committed batch. Idempotent: a done range returns its counts.
+
+    With `overlap`, each batch is written on a thread while the next one is mapped (see below)."""
     position, status, counts = _checkpoint(engine, job, task)
     if status == "done":
         return counts
@@ -298,7 +305,7 @@ def process_range(
                   "documents": counts.total, "loaded": counts.loaded, "rejected": counts.rejected,
                   "skipped": sum(counts.skipped.values())})
     cps = EtlCheckpoint.__table__
-    where = and_(cps.c.job_id == job.job_id, cps.c.collection == task.collection, cps.c.range_lo == task.lo)
+    where = _checkpoint_of(job, task)
 
     def commit(pos: str, docs: list[Any], mapped: Mapped) -> None:
         with engine.connect() as conn, conn.begin():
@@ -318,6 +325,10 @@ def process_range(
                       "documents": len(docs), "loaded": counts.loaded, "rejected": counts.rejected,
                       "skipped": sum(counts.skipped.values())})
 
+    if not overlap:
+        for pos, docs in _batches(source, task, position, batch_size):
+            commit(pos, docs, processor.map(docs))
+        return _range_done(engine, job, task, counts)
     # One batch is written (and its checkpoint committed with it, in order) on a thread while the
     # next one is read and mapped: the server's COPY and index work overlap the client's mapping.
     with ThreadPoolExecutor(1, thread_name_prefix="etl-write") as writing:
@@ -329,8 +340,13 @@ def process_range(
             pending = writing.submit(commit, pos, docs, mapped)
         if pending is not None:
             pending.result()
+    return _range_done(engine, job, task, counts)
+
+
+def _range_done(engine: Engine, job: Job, task: RangeTask, counts: RangeCounts) -> RangeCounts:
+    cps = EtlCheckpoint.__table__
     with engine.begin() as conn:
-        conn.execute(update(cps).where(where).values(status="done", run_id=job.run_id, updated_at=utcnow()))
+        conn.execute(update(cps).where(_checkpoint_of(job, task)).values(status="done", run_id=job.run_id, updated_at=utcnow()))
     log.info(
         "range done",
         extra={"collection": task.collection, "range_lo": task.lo, "range_hi": task.hi, "loaded": counts.loaded,

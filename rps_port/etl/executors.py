@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Engine, and_, delete, insert, select
@@ -72,6 +72,11 @@ class WorkerSpec:
     db: str | None = None
     mapping: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    # Write each batch on a thread while mapping the next (process_range's `overlap`). Off when
+    # several ranges run at once: their processes keep the cores busy already, and the extra thread
+    # only hands the GIL back and forth (two workers, 1.1M documents: 44.7-46.8 s in line, 46.7-48.0 s
+    # overlapped).
+    overlap_writes: bool = True
 
 
 @dataclass
@@ -146,11 +151,12 @@ def _worker() -> str:
 
 
 def run_task(engine: Engine, source: Source, mapping: Mapping, job: Job, task: RangeTask,
-             batch_size: int = DEFAULT_BATCH_SIZE) -> RangeOutcome:
+             batch_size: int = DEFAULT_BATCH_SIZE, overlap: bool = True) -> RangeOutcome:
     """Process one backfill range; never raises (a failure comes back as `error`)."""
     started = time.monotonic()
     try:  # a busy retry resumes the range from its last committed batch
-        counts = retry_if_busy(lambda: process_range(engine, source, mapping, job, task, batch_size=batch_size))
+        counts = retry_if_busy(lambda: process_range(engine, source, mapping, job, task, batch_size=batch_size,
+                                                     overlap=overlap))
     except Exception as exc:  # noqa: BLE001 - a task reports its failure, the run goes on
         _log_failure(task, exc)
         return RangeOutcome(task, seconds=time.monotonic() - started, error=_describe_error(exc), worker=_worker())
@@ -169,7 +175,9 @@ def run_range(spec: WorkerSpec | None, job: Job, task: RangeTask) -> RangeOutcom
         engine, source, mapping = _open(spec)
     except Exception as exc:  # noqa: BLE001 - cannot open the source/target: the range fails, reported
         return RangeOutcome(task, error=_describe_error(exc), worker=str(os.getpid()))
-    return run_task(engine, source, mapping, job, task, spec.batch_size if spec else DEFAULT_BATCH_SIZE)
+    if spec is None:
+        return run_task(engine, source, mapping, job, task)
+    return run_task(engine, source, mapping, job, task, spec.batch_size, spec.overlap_writes)
 
 
 @dataclass
@@ -525,6 +533,8 @@ def run_scaled_backfill(
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
     only = range_of_run(only_range, names)
     parts = parts or executor.workers
+    if executor.workers > 1:
+        spec = replace(spec, overlap_writes=False)
     job = start_job(engine, source, mapping, names, bulk_load=bulk_load)
     if progress is not None:
         progress({"event": "start", "run_id": job.run_id, "job_id": job.job_id, "resumed": job.resumed,

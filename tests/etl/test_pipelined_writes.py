@@ -95,3 +95,31 @@ def test_a_failed_write_stops_the_range_after_the_batches_before_it(
     clean, _ = prepare_target(clean_url)
     run_backfill(clean, open_source(source), mapping, collections=["customers"], batch_size=50)
     assert table_checksums(engine, mapping) == table_checksums(clean, mapping)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_range_tasks_overlap_writes_only_when_they_run_one_at_a_time(
+    workers: int, monkeypatch, tmp_path: Path, small_dataset: Path
+) -> None:
+    """Ranges running side by side keep the cores busy already: each then writes in line."""
+    from rps_port.etl import backfill
+    from rps_port.etl.executors import LocalExecutor, WorkerSpec, run_scaled_backfill
+
+    seen: list[bool] = []
+    process_range = backfill.process_range
+
+    def recording(*args: Any, overlap: bool = True, **kw: Any) -> Any:
+        seen.append(overlap)
+        return process_range(*args, overlap=overlap, **kw)
+
+    monkeypatch.setattr("rps_port.etl.executors.process_range", recording)
+    executor = LocalExecutor()
+    executor.workers = workers  # the executor's width is what decides, whatever runs the tasks
+    url = f"sqlite:///{tmp_path / 'etl.db'}"
+    engine, _ = prepare_target(url)
+    source = small_dataset / "rps"
+    result = run_scaled_backfill(engine, open_source(source), load_mapping(secret=DEFAULT_SECRET),
+                                 WorkerSpec(str(source), url), executor, collections=["customers"], parts=2)
+
+    assert result.summary.balanced and len(seen) == 2
+    assert set(seen) == {workers == 1}
