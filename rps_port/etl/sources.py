@@ -100,6 +100,7 @@ class FileSource:
         self.description = f"{kind}:{folder}"
         self.key = f"{kind}:{folder.resolve()}"
         self._stats: dict[str, SourceStats] = {}
+        self._stats_state: dict[str, tuple[int, int]] = {}  # each file's (size, mtime) when its stats were read
         self._files: dict[str, Path] = {}
         for path in sorted(folder.iterdir()):
             for suffix in self.suffixes:
@@ -130,8 +131,13 @@ class FileSource:
     def _decode(self, raw: bytes) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _file_state(self, collection: str) -> tuple[int, int]:
+        st = self._path(collection).stat()
+        return st.st_size, st.st_mtime_ns
+
     def stats(self, collection: str) -> SourceStats:
         if collection not in self._stats:
+            self._stats_state[collection] = self._file_state(collection)  # before the scan: a later write shows
             count, lo, hi = 0, None, None
             sample: list[str] = []
             draw = random.Random(0).randrange  # reservoir sampling: bounded memory, same sample every run
@@ -159,6 +165,13 @@ class FileSource:
 
     def count_beyond(self, collection: str, bound: str | None) -> int:
         if bound is None:
+            return 0
+        # The file as its stats scan read it holds nothing beyond a bound at or past its largest id (the
+        # usual case: a job's bound is that id), so that needs no second scan of the whole file.
+        stats = self._stats.get(collection)
+        if stats is not None and (stats.max_id is None or stats.max_id <= bound) and (
+            self._stats_state.get(collection) == self._file_state(collection)
+        ):
             return 0
         return sum(1 for _p, key, _r in self._raw(collection, 0) if key > bound)
 

@@ -123,3 +123,26 @@ def test_ranges_hold_about_equal_document_counts_when_ids_are_unevenly_spread(tm
     # without a sample, the even split of the id space puts 90% of the documents in the last range
     even = split_ids(stats.min_id, stats.max_id, 2)
     assert sum(1 for k in keys if in_range(k, *even[1], stats.max_id)) > 0.85 * len(keys)
+
+
+def test_documents_beyond_the_bound_are_counted_even_when_the_file_grew_after_its_stats(small_dataset, tmp_path):
+    import shutil
+
+    import bson
+
+    folder = tmp_path / "rps"
+    shutil.copytree(small_dataset / "rps", folder)
+    src = open_source(folder)
+    stats = src.stats("orders")
+    scans = []
+    raw = src._raw
+    src._raw = lambda *a: scans.append(a) or raw(*a)  # type: ignore[method-assign]
+
+    assert src.count_beyond("orders", stats.max_id) == 0 and scans == []  # nothing past the largest id: no scan
+    below = sorted(str(d["_id"]) for _, d in src.scan("orders"))[-3]
+    scans.clear()
+    assert src.count_beyond("orders", below) == 2 and len(scans) == 1
+
+    with open(folder / "orders.bson", "ab") as fh:  # the dump grows after its stats were read
+        fh.write(bson.encode({"_id": ObjectId(), "number": "late"}))
+    assert src.count_beyond("orders", stats.max_id) == 1
