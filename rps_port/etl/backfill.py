@@ -450,7 +450,7 @@ def run_backfill(
         if progress is not None and rebuilt:
             progress({"event": "rebuilt", **rebuilt["rebuilt"]})
     except BaseException:
-        early.join()  # a rebuild already running finishes (each object commits alone); what is left stays recorded
+        early.settle()
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
     summary = RunSummary(

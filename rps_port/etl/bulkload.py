@@ -265,3 +265,13 @@ class EarlyRestore:
             if self._pool is not None:
                 self._pool.shutdown()
         return report
+
+    def settle(self) -> None:
+        """On a failed or interrupted run: let a rebuild already running finish (each object commits on
+        its own), never raise over the run's own error; whatever is not rebuilt stays recorded."""
+        try:
+            self.join()
+        except Exception as exc:  # noqa: BLE001 - the run is failing already: its own error is the one raised
+            cause = getattr(exc, "orig", None) or exc  # the driver's message, not the statement SQLAlchemy appends
+            log.warning("bulk load: a rebuild during the load failed (%s: %s); `rps-port etl indexes list` shows "
+                        "what is left", type(cause).__name__, str(cause).splitlines()[0] if str(cause) else "")

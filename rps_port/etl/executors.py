@@ -585,7 +585,7 @@ def run_scaled_backfill(
             if progress is not None:
                 progress({"event": "reconciled", **rec.as_dict()})
     except BaseException:
-        early.join()  # a rebuild already running finishes (each object commits alone); what is left stays recorded
+        early.settle()
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})
         raise
     finally:
@@ -606,7 +606,7 @@ def run_scaled_backfill(
     if status in ("done", "imbalanced"):
         rebuilt = end_bulk_load(engine, mapping, job, names, early)
     else:
-        early.join()  # the collections reconciled before the failure keep their rebuilt indexes
+        early.settle()  # the collections reconciled before the failure keep their rebuilt indexes
         rebuilt = None
     if progress is not None and rebuilt:
         progress({"event": "rebuilt", **rebuilt["rebuilt"]})

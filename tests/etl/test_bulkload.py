@@ -227,3 +227,21 @@ def test_a_loaded_collection_is_rebuilt_while_the_next_ones_load(
     rebuilt = summary.bulk_load["rebuilt"]
     assert rebuilt["errors"] == [] and rebuilt["indexes"] + rebuilt["foreign_keys"] == summary.bulk_load["deferred"]
     assert schema_of(engine) == before and deferred_rows(engine) == []
+
+
+def test_a_run_that_fails_later_keeps_the_rebuild_of_the_collections_it_finished(
+    pg_db_url: str, small_dataset: Path
+) -> None:
+    engine = make_engine(pg_db_url)
+    mapping = load_mapping(secret=DEFAULT_SECRET)
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("event") == "batch" and event["collection"] == "orders":
+            raise Interrupt  # the first batch of orders, after customers were reconciled
+
+    with pytest.raises(Interrupt):  # the run's own error, not one of the rebuild's
+        run_backfill(engine, open_source(small_dataset / "rps"), mapping, batch_size=200, progress=progress)
+
+    left = {(r.table_name, r.kind) for r in deferred_rows(engine)}
+    assert not {t for t, _k in left} & {"customers", "customer_addresses"}  # rebuilt before the failure
+    assert ("orders", "index") in left and ("order_items", "foreign_key") in left  # wait for the next run
