@@ -32,6 +32,21 @@ def _run(source: Path, target: str) -> dict:
     return lines[-1]
 
 
+def _assert_rerun_matches_an_uninterrupted_run(source: Path, killed: str, clean: str) -> None:
+    resumed = _run(source, killed)
+    assert resumed["resumed"] is True and resumed["balanced"] is True
+    uninterrupted = _run(source, clean)
+    assert uninterrupted["resumed"] is False
+    assert resumed["reconciliation"] == uninterrupted["reconciliation"]
+    mapping = load_mapping(secret=DEFAULT_SECRET)
+    a, b = make_engine(killed), make_engine(clean)
+    try:
+        assert table_checksums(a, mapping) == table_checksums(b, mapping)
+    finally:
+        a.dispose()
+        b.dispose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_kill_9_then_resume_gives_the_same_tables_as_an_uninterrupted_run(backend, request, tmp_path, small_dataset):
     if backend == "sqlite":
@@ -59,19 +74,7 @@ def test_kill_9_then_resume_gives_the_same_tables_as_an_uninterrupted_run(backen
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    resumed = _run(small_dataset, killed)
-    assert resumed["resumed"] is True and resumed["balanced"] is True
-    uninterrupted = _run(small_dataset, clean)
-    assert uninterrupted["resumed"] is False
-    assert resumed["reconciliation"] == uninterrupted["reconciliation"]
-
-    mapping = load_mapping(secret=DEFAULT_SECRET)
-    a, b = make_engine(killed), make_engine(clean)
-    try:
-        assert table_checksums(a, mapping) == table_checksums(b, mapping)
-    finally:
-        a.dispose()
-        b.dispose()
+    _assert_rerun_matches_an_uninterrupted_run(small_dataset, killed, clean)
 
 
 def _children(pid: int) -> list[int]:
@@ -131,14 +134,4 @@ def test_kill_9_of_a_run_on_worker_processes_stops_its_workers_and_a_rerun_resum
     time.sleep(1)
     assert _checkpointed(killed) == frozen  # nothing writes after the kill
 
-    resumed = _run(small_dataset, killed)
-    assert resumed["resumed"] is True and resumed["balanced"] is True
-    uninterrupted = _run(small_dataset, clean)
-    assert resumed["reconciliation"] == uninterrupted["reconciliation"]
-    mapping = load_mapping(secret=DEFAULT_SECRET)
-    a, b = make_engine(killed), make_engine(clean)
-    try:
-        assert table_checksums(a, mapping) == table_checksums(b, mapping)
-    finally:
-        a.dispose()
-        b.dispose()
+    _assert_rerun_matches_an_uninterrupted_run(small_dataset, killed, clean)
