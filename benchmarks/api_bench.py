@@ -44,6 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from procstat import cpu_seconds  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -263,12 +264,6 @@ async def drive(base: str, paths: list[str], duration: float, concurrency: int, 
         until = time.perf_counter() + duration
         await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))
     return latencies, errors
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(latencies: list[float], errors: int, seconds: float, cpu: float) -> dict:

@@ -21,9 +21,10 @@ own process so its peak RSS is its own:
 orm and dlt are slow, so by default they load the first --baseline-docs documents (in collection
 order, all collections in proportion) and their documents/s is compared: the rate is what matters.
 Prints documents/s, seconds, the variant's own CPU seconds (client side; robust to a busy machine, but
-excluding the PostgreSQL server's work) and peak RSS per variant and the ratios the issue asks for
-(etl >= 10x orm, >= 5x dlt, within 2.5x of copy). Run with --customers 10000 and 100000 to compare
-the ETL's peak RSS (it must not grow with N).
+excluding the PostgreSQL server's work), the local PostgreSQL server's CPU seconds and the machine's
+idle core-seconds while it ran (sampled from /proc; "-" elsewhere), and peak RSS per variant, and
+the ratios the issue asks for (etl >= 10x orm, >= 5x dlt, within 2.5x of copy). Run with
+--customers 10000 and 100000 to compare the ETL's peak RSS (it must not grow with N).
 """
 
 from __future__ import annotations
@@ -242,13 +243,20 @@ def child_main(variant: str, data: Path, url: str, limit: int | None) -> None:
 
 
 def run_child(variant: str, data: Path, url: str, limit: int | None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One variant in its own process, with the local PostgreSQL server's CPU and the idle cores
+    sampled meanwhile (the child's numbers cover only the client side)."""
+    from procstat import CpuSampler
+
     cmd = [sys.executable, __file__, "--child", variant, "--data", str(data), "--url", url]
     if limit is not None:
         cmd += ["--limit", str(limit)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    with CpuSampler() as cpu:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["server_cpu_s"], result["idle_core_s"] = cpu.server_cpu_s, cpu.idle_core_s
+    return result
 
 
 def export_final_rows(url: str, out_dir: Path) -> dict[str, str]:
@@ -344,14 +352,19 @@ def report(customers: int, total: int, results: dict[str, dict[str, Any]]) -> No
     ours = [k for k in ("etl", "etl-workers") if k in rate]
     table = Table(title=f"ETL backfill into PostgreSQL: {customers:,} customers, {total:,} documents "
                         f"({os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f})")
-    for col in ("variant", "documents", "seconds", "documents/s", "client CPU s", "docs/CPU-s", "peak RSS MiB",
-                "etl / etl-workers vs this"):
+    for col in ("variant", "documents", "seconds", "documents/s", "client CPU s", "docs/CPU-s", "server CPU s",
+                "idle core-s", "peak RSS MiB", "etl / etl-workers vs this"):
         table.add_column(col, justify="left" if col == "variant" else "right")
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     for name, r in results.items():
         ratio = "" if name in ours else " / ".join(f"{rate[k] / rate[name]:.2f}x" for k in ours)
         cpu = r.get("client_cpu_s") or 0.0
         table.add_row(name, f"{r['documents']:,}", f"{r['seconds']:.1f}", f"{rate[name]:,.0f}", f"{cpu:.1f}",
-                      f"{r['documents'] / cpu:,.0f}" if cpu else "-", f"{r['peak_rss_mb']:.0f}", ratio)
+                      f"{r['documents'] / cpu:,.0f}" if cpu else "-", seconds(r.get("server_cpu_s")),
+                      seconds(r.get("idle_core_s")), f"{r['peak_rss_mb']:.0f}", ratio)
     Console(width=150).print(table)
     targets = {"orm": (">=", 10.0), "dlt": (">=", 5.0), "copy": (">=", 1 / 2.5)}
     for mine in ours:
