@@ -174,11 +174,11 @@ def loaded_tables(mapping: Mapping, names: list[str], done: str) -> list[str]:
 
 
 def end_bulk_load(
-    engine: Engine, mapping: Mapping, job: Job, names: list[str], early: bulkload.EarlyRestore | None = None
+    engine: Engine, mapping: Mapping, job: Job, names: list[str], early: bulkload.EarlyRestore
 ) -> dict[str, Any] | None:
     """Rebuild what was deferred on the job's tables (by this job, or an earlier one left unfinished),
     after the rebuilds `early` started while the load went on."""
-    report = early.join() if early is not None else bulkload.RestoreReport()
+    report = early.join()
     report.add(bulkload.restore(engine, mapping.tables(names)))
     if not job.bulk_load and not report.indexes and not report.foreign_keys and not report.errors:
         return None
