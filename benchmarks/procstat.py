@@ -15,10 +15,15 @@ from typing import Self
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _stat_cpu(stat: str) -> float:
+    """User + system CPU seconds from the text of a /proc/<pid>/stat (fields after the command name)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
 
 
 def _named_cpu(prefix: str) -> dict[int, float]:
@@ -32,8 +37,7 @@ def _named_cpu(prefix: str) -> dict[int, float]:
         except OSError:  # gone meanwhile
             continue
         if stat[stat.index("(") + 1:].startswith(prefix):
-            fields = stat.rsplit(")", 1)[1].split()
-            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICK
+            out[int(entry.name)] = _stat_cpu(stat)
     return out
 
 
