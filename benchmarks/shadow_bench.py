@@ -95,8 +95,8 @@ def comparator(data_dir: Path, seconds: float) -> list[tuple[str, str, str]]:
     if not pairs:
         raise SystemExit("no ~2 KB orders in the generated data")
     avg = sum(p[3] for p in pairs) / len(pairs)
-    ready = [(rules.apply(side.canonical("orders", l)), rules.apply(canonical_from_new("orders", n)),
-              rules.apply(canonical_from_new("orders", c))) for l, n, c, _ in pairs]
+    ready = [(rules.apply(side.canonical("orders", leg)), rules.apply(canonical_from_new("orders", n)),
+              rules.apply(canonical_from_new("orders", c))) for leg, n, c, _ in pairs]
     i = [0]
 
     def equal() -> None:

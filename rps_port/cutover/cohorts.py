@@ -8,7 +8,9 @@ Deny beats allow; both beat the percentage.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 BUCKETS = 10_000  # basis points, so 0.5% steps work
 
@@ -36,6 +38,16 @@ class Overrides:
     deny_orgs: frozenset[str] = field(default_factory=frozenset)
     allow_clients: frozenset[str] = field(default_factory=frozenset)
     deny_clients: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Any]) -> Overrides:
+        """From `cohort_overrides` rows (each with kind org|client, action allow|deny, subject_id)."""
+        sets: dict[tuple[str, str], set[str]] = {(k, a): set() for k in ("org", "client") for a in ("allow", "deny")}
+        for row in rows:
+            if (row.kind, row.action) in sets:
+                sets[(row.kind, row.action)].add(row.subject_id)
+        return cls(*(frozenset(sets[key]) for key in
+                     [("org", "allow"), ("org", "deny"), ("client", "allow"), ("client", "deny")]))
 
 
 @dataclass(frozen=True)

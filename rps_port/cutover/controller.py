@@ -116,8 +116,7 @@ class Controller:
     def overrides(self) -> Overrides:
         with session_scope(self.engine) as s:
             rows = s.scalars(select(CohortOverride)).all()
-        pick = lambda kind, action: frozenset(r.subject_id for r in rows if r.kind == kind and r.action == action)
-        return Overrides(pick("org", "allow"), pick("org", "deny"), pick("client", "allow"), pick("client", "deny"))
+        return Overrides.from_rows(rows)
 
     def cohort(self, state: State | None = None) -> CohortPolicy:
         state = state or self.state()

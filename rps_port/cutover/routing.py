@@ -122,10 +122,8 @@ class CutoverRouting:
                 if self._snapshot is not None:  # keep serving on the last known stage
                     return self._snapshot
                 raise
-            pick = lambda kind, action: frozenset(o.subject_id for o in overrides if o.kind == kind and o.action == action)
             self._snapshot = Snapshot(row.stage if row else "legacy", row.percent if row else 0.0,
-                                      Overrides(pick("org", "allow"), pick("org", "deny"),
-                                                pick("client", "allow"), pick("client", "deny")))
+                                      Overrides.from_rows(overrides))
             self._fetched = time.monotonic()
             _export_stage(self._snapshot)
             return self._snapshot

@@ -100,7 +100,8 @@ class Recount:
 
     def _common(self, coll: str, doc: dict[str, Any]) -> str:
         doc_id = str(doc["_id"])
-        hit = lambda name: self._hit(coll, name, doc_id)
+        def hit(name):
+            return self._hit(coll, name, doc_id)
         self.totals[coll] += 1
         if "org" not in doc:
             hit("missing_org")
@@ -142,7 +143,8 @@ class Recount:
 
     def customer(self, doc: dict[str, Any]) -> None:
         doc_id = self._common("customers", doc)
-        hit = lambda name: self._hit("customers", name, doc_id)
+        def hit(name):
+            return self._hit("customers", name, doc_id)
         self.customer_ids.add(doc_id)
         if "org" not in doc:
             self._reject("customers", doc_id, "missing_org")
@@ -192,7 +194,8 @@ class Recount:
 
     def order(self, doc: dict[str, Any]) -> None:
         doc_id = self._common("orders", doc)
-        hit = lambda name: self._hit("orders", name, doc_id)
+        def hit(name):
+            return self._hit("orders", name, doc_id)
         self.order_ids.add(doc_id)
         currency = doc["currency"]
         if currency != currency.upper():
@@ -270,7 +273,8 @@ class Recount:
 
     def transaction(self, doc: dict[str, Any]) -> None:
         doc_id = self._common("transactions", doc)
-        hit = lambda name: self._hit("transactions", name, doc_id)
+        def hit(name):
+            return self._hit("transactions", name, doc_id)
         currency = doc["currency"]
         if currency != currency.upper():
             hit("currency_lowercase")

@@ -34,7 +34,8 @@ async def test_place_and_pay_through_the_api(db_url, broker, fake_sendgrid, fake
     tenant = seed_tenant(db_url, customers=1, orders_per_customer=0)
     settings = load_settings(database_url=db_url, jwt_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     app = create_app(settings)
-    headers = lambda: auth(make_token(tenant.org), **{"Idempotency-Key": str(uuid.uuid4())})
+    def headers():
+        return auth(make_token(tenant.org), **{"Idempotency-Key": str(uuid.uuid4())})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         placed = await client.post("/orders", headers=headers(), json={
             "customer_id": tenant.customers[0], "currency": "USD",

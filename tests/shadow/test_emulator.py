@@ -29,7 +29,8 @@ def token(org: str = ORG) -> dict[str, str]:
 
 def write_dump(root: Path) -> Path:
     (root / "rps").mkdir(parents=True)
-    d = lambda *a: datetime(*a, tzinfo=UTC)
+    def d(*a):
+        return datetime(*a, tzinfo=UTC)
     customers = [
         {"_id": ObjectId(CUST), "org": ObjectId(ORG), "name": "Ada", "status": "active",
          "taxId": "enc:v1:00112233445566778899aabbccddeeff:00112233445566778899aabbccddeeff",
