@@ -187,16 +187,23 @@ def run(
     if as_json:
         typer.echo(json.dumps({"event": "summary", **data}, default=str))
     else:
-        console.print(_reconciliation_table(data["reconciliation"],
-                                            f"reconciliation, run {summary.run_id}{' (resumed)' if summary.resumed else ''}"))
-        for coll, reasons in data["rejects_by_reason"].items():
-            if reasons:
-                console.print(f"rejects in {coll}: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
-        console.print(f"{summary.seconds:.1f} s; target {mask_url(url)}; see `rps-port etl rejects list`")
+        print_run(data, url)
     report_bulk_load(summary.bulk_load, as_json)
     if not summary.balanced:
         err_console.print("[red]error:[/red] reconciliation does not balance (source != loaded + rejected + skipped)")
         raise typer.Exit(1)
+
+
+def print_run(data: dict[str, Any], url: str, ran_on: str = "") -> None:
+    """A run's report in a terminal: the reconciliation, the rejects by reason, the time and the target."""
+    if data["reconciliation"]:
+        console.print(_reconciliation_table(data["reconciliation"],
+                                            f"reconciliation, run {data['run_id']}{' (resumed)' if data['resumed'] else ''}"))
+    for coll, reasons in data["rejects_by_reason"].items():
+        if reasons:
+            console.print(f"rejects in {coll}: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    hint = "; see `rps-port etl rejects list`" if any(data["rejects_by_reason"].values()) else ""
+    console.print(f"{data['seconds']:.1f} s{ran_on}; target {mask_url(url)}{hint}")
 
 
 def _plain_progress(event: dict[str, Any]) -> None:

@@ -27,9 +27,9 @@ from rps_port.cli.etl import (
     _engine,
     _mapping,
     _plain_progress,
-    _reconciliation_table,
     _source,
     _target,
+    print_run,
     report_bulk_load,
 )
 from rps_port.config import mask_url
@@ -126,10 +126,7 @@ def run_with_executor(
         typer.echo(json.dumps({"event": "summary", **data}, default=str))
     else:
         summary = result.summary
-        if summary.reconciliations:
-            console.print(_reconciliation_table(data["reconciliation"], f"reconciliation, run {summary.run_id}"
-                                                f"{' (resumed)' if summary.resumed else ''}"))
-        console.print(f"{summary.seconds:.1f} s on {result.executor} x{result.workers}; target {mask_url(url)}")
+        print_run(data, url, f" on {result.executor} x{result.workers}")
         if only_range and not result.failures:
             console.print(f"range {only_range} done" + ("; the job is complete" if summary.status == "done" else
                           "; run the same command without --range to finish the job (done ranges are skipped)"))

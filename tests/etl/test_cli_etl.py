@@ -99,6 +99,19 @@ def test_run_json_then_rejects_commands(small_dataset, sqlite_url, tmp_path):
     assert replayed["loaded"] == 0 and sum(replayed["still_rejected"].values()) == manifest.collections["orders"].broken
 
 
+@pytest.mark.parametrize("executor", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
+def test_the_terminal_report_lists_rejects_by_reason_whatever_the_executor(small_dataset, tmp_path, executor):
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    result = runner.invoke(app, ["etl", "run", "--source", str(small_dataset), "--target", url, *executor])
+    assert result.exit_code == 0, result.output
+    manifest = Manifest.load(small_dataset)
+    assert "reconciliation, run " in result.output
+    for name, stats in manifest.collections.items():
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.expected.reject.items()) if v)
+        assert f"rejects in {name}: {reasons}" in result.output
+    assert "see `rps-port etl rejects list`" in result.output
+
+
 def test_an_imbalanced_reconciliation_exits_1(small_dataset, sqlite_url, monkeypatch):
     """A source that reports more documents than it yields (e.g. a document appeared below the bound)."""
     from rps_port.etl.sources import DumpSource
