@@ -396,7 +396,8 @@ def rejects_replay(
         print_json(summary.as_dict())
     else:
         still = ", ".join(f"{k} {v}" for k, v in summary.still_rejected.items()) or "none"
-        console.print(f"replayed {summary.attempted}: loaded {summary.loaded}; still rejected: {still}")
+        edited = f" ({summary.edited} edited: kept as fixes while the source is unchanged)" if summary.edited else ""
+        console.print(f"replayed {summary.attempted}: loaded {summary.loaded}{edited}; still rejected: {still}")
 
 
 def _register_sync_commands() -> None:

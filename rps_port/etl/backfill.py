@@ -22,6 +22,7 @@ from sqlalchemy import Engine, and_, func, insert, select, update
 
 from rps_port.etl import bulkload
 from rps_port.etl.batch import BatchProcessor, Mapped
+from rps_port.etl.fixes import Fixes
 from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import writer_for
 from rps_port.etl.mapping import Mapping
@@ -298,6 +299,7 @@ def process_range(
                 and_(rejects.c.collection == task.collection, rejects.c.resolved_at.is_(None))
             )
         ).scalar_one()
+        processor.fixes = Fixes.load(conn, task.collection)
     processor.check_open_rejects = bool(open_rejects)
     processor.bulk_load = job.bulk_load
     if progress is not None and counts.total:

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rps_port.etl import extjson
 from rps_port.etl.errors import RejectError
+from rps_port.etl.fixes import Fixes, document_text
 from rps_port.etl.loader import INTEGRITY_ERRORS, Writer, _q, constraint_of
 from rps_port.etl.mapping import CollectionMapping, MappedDocument, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlFlag, EtlReject
@@ -34,11 +34,7 @@ class RejectRecord:
 
     @classmethod
     def of(cls, collection: str, exc: RejectError, doc: Any) -> RejectRecord:
-        try:
-            text = extjson.dumps(doc)
-        except Exception:  # noqa: BLE001 - a document we cannot even serialise is still recorded
-            text = repr(doc)[:10000]
-        return cls(collection, exc.record_id, exc.reason, exc.field_path, exc.message, text)
+        return cls(collection, exc.record_id, exc.reason, exc.field_path, exc.message, document_text(doc))
 
 
 @dataclass
@@ -74,6 +70,7 @@ class BatchProcessor:
         self.check_open_rejects = True  # set False when the target has no unresolved rejects for this collection
         # A bulk load's job began on empty tables: a batch first assumes none of its rows exists yet.
         self.bulk_load = False
+        self.fixes = Fixes()  # the collection's edited documents (rps_port.etl.fixes); the caller loads them
         spec = self.cm.spec
         # A table without the version / soft-delete column (a user's own table) simply has no such guard.
         self.version = spec.version if spec.version in self.table.c else None
@@ -88,7 +85,10 @@ class BatchProcessor:
             try:
                 out.docs.append((cm.map(doc, secret), doc))
             except RejectError as exc:
-                out.rejects.append(RejectRecord.of(self.name, exc, doc))
+                if (fixed := self.fixes.map(cm, doc, secret)) is not None:
+                    out.docs.append(fixed)
+                else:
+                    out.rejects.append(RejectRecord.of(self.name, exc, doc))
             except SkipDocument as skip:
                 out.skipped[skip.reason] += 1
         return out

@@ -83,6 +83,25 @@ class EtlReject(Base):
     )
 
 
+class EtlFix(Base):
+    """A rejected document a person edited and replayed from a file (`rps_port.etl.fixes`): it stands
+    in for the source document while the source still holds the version it was made for."""
+
+    __tablename__ = "etl_fixes"
+
+    # One-column key, so `rps-port crypto rotate` re-encrypts `document` as it does a reject's.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    collection: Mapped[str] = mapped_column(String(64), nullable=False)
+    record_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    source_digest: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 of the rejected document
+    # The edited document (canonical Extended JSON) may hold personal data, as a reject's does.
+    document: Mapped[str] = mapped_column(EncryptedString("etl_fixes.document"), nullable=False)
+    run_id: Mapped[str] = mapped_column(String(36), nullable=False)  # the replay that loaded it
+    fixed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (Index(None, "collection", "record_id", unique=True),)
+
+
 class EtlFlag(Base):
     """A loaded row with something to look at, e.g. a dangling reference (`dangling_customer`)."""
 

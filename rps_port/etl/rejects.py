@@ -3,6 +3,8 @@
 Replay takes each unresolved reject's document (as stored, re-read from the source, or from an
 edited export file), runs it through the current mapping and loads it like the backfill does. A
 document that loads marks its reject resolved; one that still fails is updated with the new reason.
+An edited document that loads is kept as a fix (`rps_port.etl.fixes`), so later runs over the same
+source version load it again instead of rejecting the source's.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, select, update
 
-from rps_port.etl import extjson
-from rps_port.etl.batch import BatchProcessor
+from rps_port.etl import extjson, fixes
+from rps_port.etl.batch import BatchProcessor, BatchResult
 from rps_port.etl.loader import writer_for
 from rps_port.etl.mapping import Mapping
-from rps_port.etl.models import EtlReject, EtlRun
+from rps_port.etl.models import EtlFix, EtlReject, EtlRun
 from rps_port.etl.sources import Source
 from rps_port.etl.tables import mapping_tables
 from rps_port.timeutil import utcnow
@@ -67,9 +69,14 @@ def show_reject(engine: Engine, key: str, collection: str | None = None) -> dict
         cond = and_(cond, _T.c.collection == collection)
     with engine.connect() as conn:
         row = conn.execute(select(_T).where(cond).limit(1)).first()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        fix = conn.execute(select(EtlFix.__table__).where(
+            and_(EtlFix.collection == row.collection, EtlFix.record_id == row.record_id))).first()
     out = dict(row._mapping)
+    if fix is not None:  # an edited document stands in for this one while the source is unchanged
+        out["edited"] = {"document": json.loads(fix.document), "replay_run_id": fix.run_id, "fixed_at": fix.fixed_at,
+                         "applies": fix.source_digest == fixes.digest(out["document"])}
     out["document"] = json.loads(out["document"]) if out["document"].startswith("{") else out["document"]
     return out
 
@@ -94,11 +101,12 @@ class ReplaySummary:
     run_id: str
     attempted: int = 0
     loaded: int = 0
+    edited: int = 0  # of those loaded, documents edited in the file: kept as fixes
     still_rejected: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "attempted": self.attempted, "loaded": self.loaded,
+        return {"run_id": self.run_id, "attempted": self.attempted, "loaded": self.loaded, "edited": self.edited,
                 "still_rejected": self.still_rejected, "skipped": self.skipped}
 
 
@@ -132,6 +140,28 @@ def _documents(
             yield coll, doc
 
 
+def _stored_documents(conn: Connection, coll: str, mapping: Mapping, docs: list[Any]) -> dict[str, tuple[str, Any]]:
+    """record id -> (the stored reject's document text, the document from the file), for the file's
+    documents that have a stored reject."""
+    cm = mapping.collection(coll)
+    by_id = {cm.record_id(d): d for d in docs}
+    rows = conn.execute(select(_T.c.record_id, _T.c.document).where(
+        and_(_T.c.collection == coll, _T.c.record_id.in_(list(by_id))))).all()
+    return {r.record_id: (r.document, by_id[r.record_id]) for r in rows}
+
+
+def _keep_edits(conn: Connection, coll: str, edited: dict[str, tuple[str, Any]], result: BatchResult,
+                run_id: str) -> int:
+    """Edited documents that loaded become fixes (bound to the source version their reject holds); a
+    reject that still fails keeps the source's document, so a later edit binds to it too."""
+    loaded = set(result.loaded_ids)
+    for r in result.rejects:
+        if r.record_id in edited:
+            conn.execute(update(_T).where(and_(_T.c.collection == coll, _T.c.record_id == r.record_id))
+                         .values(document=edited[r.record_id][0]))
+    return fixes.record(conn, coll, [(rid, text, doc) for rid, (text, doc) in edited.items() if rid in loaded], run_id)
+
+
 def replay_rejects(
     engine: Engine,
     mapping: Mapping,
@@ -163,7 +193,10 @@ def replay_rejects(
         processor = BatchProcessor(mapping, coll, tables, run_id)
         mapped = processor.map(docs)
         with engine.connect() as conn, conn.begin():
+            edited = _stored_documents(conn, coll, mapping, docs) if file is not None else {}
             result = processor.write(writer_for(conn), mapped)
+            if edited:
+                summary.edited += _keep_edits(conn, coll, edited, result, run_id)
         summary.attempted += len(docs)
         summary.loaded += result.loaded
         still.update(r.reason for r in result.rejects)

@@ -53,6 +53,7 @@ from rps_port.etl.executors import (
     range_of_run,
     retry_if_busy,
 )
+from rps_port.etl.fixes import Fixes
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import Mapping, SkipDocument
 from rps_port.etl.sources import FileFingerprint, FileSource, MongoSource, Source
@@ -161,10 +162,11 @@ def capture_token(engine: Engine, changes: Any) -> None:
 class _Applier:
     """Upserts and deletes for one collection through the backfill's write path."""
 
-    def __init__(self, mapping: Mapping, collection: str, run_id: str, delete_mode: str) -> None:
+    def __init__(self, mapping: Mapping, collection: str, run_id: str, delete_mode: str, fixes: Fixes) -> None:
         self.mapping = mapping
         self.tables = mapping_tables(mapping)
         self.processor = BatchProcessor(mapping, collection, self.tables, run_id)
+        self.processor.fixes = fixes
         self.cm = mapping.collection(collection)
         self.delete_mode = delete_mode
 
@@ -214,7 +216,7 @@ def apply_events(conn: Connection, mapping: Mapping, events: list[ChangeEvent], 
     counts = SyncCounts()
     grouped = _coalesce(events)
     for name in mapping.order([c for c in grouped if c in mapping.collections]):
-        applier = _Applier(mapping, name, run_id, delete_mode)
+        applier = _Applier(mapping, name, run_id, delete_mode, Fixes.load(conn, name))
         latest = grouped[name]
         upserts = [e.document for e in latest.values() if e.op != "delete" and e.document is not None]
         deletes = [e.record_id for e in latest.values() if e.op == "delete"]
@@ -486,7 +488,9 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
     """
     plan, name = task.plan, task.collection
     cm = mapping.collection(name)
-    applier = _Applier(mapping, name, plan.run_id, plan.delete_mode)
+    with engine.connect() as conn:
+        fixes = Fixes.load(conn, name)
+    applier = _Applier(mapping, name, plan.run_id, plan.delete_mode, fixes)
     present = _present(engine, applier, cm, task.lo, task.hi)
     raw_path = _raw_version_path(mapping, name)
     docs, seen = _range_documents(source, task, raw_path, present)
@@ -515,9 +519,11 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
         try:
             md = cm.map(doc, mapping.secret)
         except RejectError as exc:
-            if rid not in present:  # recorded with its reason, as the backfill does
-                pending.rejects.append(RejectRecord.of(name, exc, doc))
-            continue
+            if (fixed := fixes.map(cm, doc, mapping.secret)) is None:
+                if rid not in present:  # recorded with its reason, as the backfill does
+                    pending.rejects.append(RejectRecord.of(name, exc, doc))
+                continue
+            md, doc = fixed
         except SkipDocument as skip:
             if rid not in present:
                 pending.skipped[skip.reason] += 1

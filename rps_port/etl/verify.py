@@ -37,6 +37,7 @@ from rps_port.etl.executors import (
     range_job_id,
     range_of_run,
 )
+from rps_port.etl.fixes import Fixes
 from rps_port.etl.loader import chunks, writer_for
 from rps_port.etl.mapping import CollectionMapping, Mapping, SkipDocument, apply_references
 from rps_port.etl.models import EtlReject
@@ -64,6 +65,7 @@ class _SourceSide:
             self.known_rejects = set(conn.execute(
                 select(rej.c.record_id).where(and_(rej.c.collection == cm.name, rej.c.resolved_at.is_(None)))
             ).scalars())
+            self.fixes = Fixes.load(conn, cm.name)
         self.absent = 0
 
     def _exists(self, docs: list[Any]) -> Callable[[str, str], bool]:
@@ -86,7 +88,12 @@ class _SourceSide:
         for doc in docs:
             try:
                 md = self.cm.map(doc, secret)
-            except (RejectError, SkipDocument):
+            except RejectError:
+                if (fixed := self.fixes.map(self.cm, doc, secret)) is None:
+                    self.absent += 1
+                    continue
+                md = fixed[0]
+            except SkipDocument:
                 self.absent += 1
                 continue
             if md.record_id in self.known_rejects:
