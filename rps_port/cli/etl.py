@@ -376,19 +376,22 @@ def rejects_replay(
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
     reason: Annotated[list[str] | None, typer.Option("--reason", "-r")] = None,
     source: Annotated[str | None, typer.Option("--source", "-s", help="Re-read the documents from this source.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Edited export file to load instead.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", exists=True, dir_okay=False,
+                                              help="Edited export file to load instead.")] = None,
     mapping: MappingOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run only the rejects again through the (fixed) mapping; loaded ones are marked resolved."""
-    from rps_port.etl.rejects import replay_rejects
+    from rps_port.etl.rejects import ReplayFileError, replay_rejects
 
     m = _mapping(mapping)
     engine, _ = _engine(_target(target), as_json)
     src = _source(source, db) if source else None
     try:
         summary = replay_rejects(engine, m, collection, reason, source=src, file=file)
+    except ReplayFileError as exc:
+        raise fail(str(exc), 2) from None
     finally:
         if src is not None:
             src.close()

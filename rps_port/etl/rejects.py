@@ -110,19 +110,61 @@ class ReplaySummary:
                 "still_rejected": self.still_rejected, "skipped": self.skipped}
 
 
+class ReplayFileError(ValueError):
+    """An edited export file that cannot be replayed; the message names each bad line and field."""
+
+
+_MAX_LISTED = 20
+
+
+def read_replay_file(file: Path, mapping: Mapping) -> list[tuple[str, str | None, Any]]:
+    """(collection, reason, document) of each line of an export file, all checked before any loads.
+
+    Raises ReplayFileError listing every bad line (the first 20), so a typo on line 500 never leaves
+    the file half replayed. Messages name lines and fields, never values (they may be personal data)."""
+    items: list[tuple[str, str | None, Any]] = []
+    errors: list[str] = []
+    with open(file, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                errors.append(f"line {n}: not JSON ({exc.msg} at column {exc.colno})")
+                continue
+            if not isinstance(item, dict):
+                errors.append(f"line {n}: expected an object with `collection` and `document`")
+                continue
+            coll, doc = item.get("collection"), item.get("document")
+            if not isinstance(coll, str) or not coll:
+                errors.append(f"line {n}: collection: missing")
+            elif coll not in mapping.collections:
+                errors.append(f"line {n}: collection: not in the mapping (it has {', '.join(mapping.collections)})")
+            if not isinstance(doc, dict):
+                errors.append(f"line {n}: document: missing or not an object")
+                continue
+            try:
+                decoded = extjson.from_canonical(doc)
+            except Exception as exc:  # noqa: BLE001 - bson raises several types for bad Extended JSON
+                errors.append(f"line {n}: document: not valid Extended JSON ({type(exc).__name__})")
+                continue
+            reason = item.get("reason")
+            items.append((coll, reason if isinstance(reason, str) else None, decoded))
+    if errors:
+        more = f"\n  ... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
+        raise ReplayFileError(f"{file}: nothing replayed:\n  " + "\n  ".join(errors[:_MAX_LISTED]) + more)
+    return items
+
+
 def _documents(
-    engine: Engine, collection: str | None, reasons: list[str] | None, source: Source | None, file: Path | None
+    engine: Engine, collection: str | None, reasons: list[str] | None, source: Source | None,
+    file_items: list[tuple[str, str | None, Any]] | None,
 ) -> Iterator[tuple[str, Any]]:
-    if file is not None:
-        with open(file, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    item = json.loads(line)
-                    if collection and item["collection"] != collection:
-                        continue
-                    if reasons and item.get("reason") not in reasons:
-                        continue
-                    yield item["collection"], extjson.from_canonical(item["document"])
+    if file_items is not None:
+        for coll, reason, doc in file_items:
+            if (not collection or coll == collection) and (not reasons or reason in reasons):
+                yield coll, doc
         return
     with engine.connect() as conn:
         rows = conn.execute(
@@ -173,6 +215,7 @@ def replay_rejects(
     batch_size: int = 500,
 ) -> ReplaySummary:
     """Load the unresolved rejects (optionally of one collection/reason) with the current mapping."""
+    file_items = read_replay_file(file, mapping) if file is not None else None
     run_id = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(insert(EtlRun.__table__).values(
@@ -208,7 +251,7 @@ def replay_rejects(
                                                    _T.c.run_id != run_id, _T.c.resolved_at.is_(None)))
                              .values(resolved_at=utcnow()))
 
-    for coll, doc in _documents(engine, collection, reasons, source, file):
+    for coll, doc in _documents(engine, collection, reasons, source, file_items):
         pending.setdefault(coll, []).append(doc)
         if len(pending[coll]) >= batch_size:
             flush(coll)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from rps_port import schema
@@ -97,6 +98,26 @@ def test_run_json_then_rejects_commands(small_dataset, sqlite_url, tmp_path):
     assert replay.exit_code == 0, replay.output
     replayed = json.loads(replay.output)
     assert replayed["loaded"] == 0 and sum(replayed["still_rejected"].values()) == manifest.collections["orders"].broken
+
+    # an edited file with mistakes: every bad line is named, and nothing is replayed
+    lines = out.read_text().splitlines()
+    assert len(lines) >= 4
+    broken = [json.loads(line) for line in lines]
+    broken[2]["collection"] = "order"
+    del broken[3]["document"]
+    bad = tmp_path / "edited.jsonl"
+    bad.write_text("\n".join([json.dumps(broken[0]), json.dumps(broken[1])[:-1], *map(json.dumps, broken[2:])]) + "\n")
+    before = runner.invoke(app, ["etl", "rejects", "list", "--target", sqlite_url, "--json"]).output
+    refused = runner.invoke(app, ["etl", "rejects", "replay", "--target", sqlite_url, "--file", str(bad)])
+    assert refused.exit_code == 2, refused.output
+    assert "nothing replayed" in refused.output
+    assert "line 2: not JSON" in refused.output
+    assert "line 3: collection: not in the mapping" in refused.output
+    assert "line 4: document: missing" in refused.output
+    after = runner.invoke(app, ["etl", "rejects", "list", "--target", sqlite_url, "--json"]).output
+    assert json.loads(after) == json.loads(before)  # untouched
+    with create_engine(sqlite_url).connect() as conn:  # no replay run was even started
+        assert conn.execute(text("SELECT count(*) FROM etl_runs WHERE job_key = 'replay'")).scalar_one() == 1
 
 
 @pytest.mark.parametrize("executor", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
