@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from rps_port.etl import bulkload
 from rps_port.etl.batch import BatchProcessor, Mapped
@@ -26,7 +26,7 @@ from rps_port.etl.fixes import Fixes
 from rps_port.etl.gctune import bulk_gc
 from rps_port.etl.loader import writer_for
 from rps_port.etl.mapping import Mapping
-from rps_port.etl.models import EtlCheckpoint, EtlReconciliation, EtlReject, EtlRun
+from rps_port.etl.models import EtlCheckpoint, EtlFlag, EtlReconciliation, EtlReject, EtlRun
 from rps_port.etl.sources import Source
 from rps_port.etl.tables import mapping_tables
 from rps_port.timeutil import utcnow
@@ -390,6 +390,34 @@ def reconcile(engine: Engine, source: Source, job: Job, collection: str) -> Reco
     return rec
 
 
+def clear_resolved_flags(engine: Engine, mapping: Mapping, loaded: Sequence[str]) -> dict[str, int]:
+    """Drop the dangling-reference flags that rows of the `loaded` collections now resolve.
+
+    A reference kept when dangling (`on_missing: keep`) is flagged with the id it points to. When
+    the referenced collection loads later (a later run, or a sync), those flags are stale: each is
+    dropped when its id now exists. A reference set to NULL keeps its flag, which is where its
+    original id lives. Returns the count per `collection.flag`."""
+    flags = EtlFlag.__table__
+    tables = mapping_tables(mapping)
+    cleared: dict[str, int] = {}
+    with engine.begin() as conn:
+        for name in mapping.collections:
+            refs = list(mapping.collection(name).spec.references.values())
+            for flag in {r.flag for r in refs if r.collection in loaded and r.on_missing == "keep"}:
+                targets = {r.collection for r in refs if r.flag == flag}
+                if len(targets) != 1:
+                    continue  # one flag for references to several collections: its ids cannot be told apart
+                target = mapping.collection(targets.pop())
+                ids = select(tables[target.table].c[target.spec.id])
+                n = conn.execute(delete(flags).where(
+                    and_(flags.c.collection == name, flags.c.flag == flag, flags.c.detail.in_(ids)))).rowcount
+                if n:
+                    cleared[f"{name}.{flag}"] = n
+    if cleared:
+        log.info("cleared reference flags that now resolve", extra={"cleared": cleared})
+    return cleared
+
+
 def rejects_by_reason(engine: Engine, collections: list[str]) -> dict[str, dict[str, int]]:
     table = EtlReject.__table__
     out: dict[str, dict[str, int]] = {c: {} for c in collections}
@@ -451,6 +479,7 @@ def run_backfill(
         rebuilt = end_bulk_load(engine, mapping, job, names, early)
         if progress is not None and rebuilt:
             progress({"event": "rebuilt", **rebuilt["rebuilt"]})
+        clear_resolved_flags(engine, mapping, names)
     except BaseException:
         early.settle()
         finish_job(engine, job, "failed", {"error": "interrupted by an exception; run again to resume"})

@@ -35,6 +35,7 @@ from rps_port.etl.backfill import (
     RangeTask,
     Reconciliation,
     RunSummary,
+    clear_resolved_flags,
     end_bulk_load,
     finish_job,
     loaded_tables,
@@ -621,6 +622,7 @@ def run_scaled_backfill(
         status = "done" if all(r.balanced for r in recs) else "imbalanced"
     if status in ("done", "imbalanced"):
         rebuilt = end_bulk_load(engine, mapping, job, names, early)
+        clear_resolved_flags(engine, mapping, names)
     else:
         early.settle()  # the collections reconciled before the failure keep their rebuilt indexes
         rebuilt = None

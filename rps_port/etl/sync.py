@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
-from rps_port.etl.backfill import DEFAULT_BATCH_SIZE, split_ids
+from rps_port.etl.backfill import DEFAULT_BATCH_SIZE, clear_resolved_flags, split_ids
 from rps_port.etl.batch import BatchProcessor, Mapped, RejectRecord
 from rps_port.etl.changes import ChangeEvent, ChangeSource
 from rps_port.etl.errors import RejectError
@@ -260,6 +260,8 @@ def run_sync(
                 lag = (utcnow() - ensure_utc(last_at)).total_seconds() if last_at else 0.0
                 _save_state(conn, changes.key, ALL, "changes", resume_token=next_token, applied=len(events),
                             lag_seconds=max(0.0, lag), source_time=last_at)
+            if counts.upserted:
+                clear_resolved_flags(engine, mapping, sorted({e.collection for e in events if e.op != "delete"}))
             result.batches += 1
             result.events += len(events)
             result.counts.add(counts)
@@ -347,6 +349,8 @@ def run_watermark_sync(
                                                 _file_columns(kept, mapping.version))
             result.counts.add(counts)
             result.batches += 1
+            if counts.upserted:
+                clear_resolved_flags(engine, mapping, [name])
             if progress is not None:
                 progress({"event": "sync", "collection": name, **asdict(counts)})
             if dispatch.failed(name):
