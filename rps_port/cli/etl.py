@@ -229,6 +229,59 @@ def report_bulk_load(bulk: dict[str, Any] | None, as_json: bool) -> None:
 # --------------------------------------------------------------------------- dry-run
 
 
+@app.command("status")
+def status(
+    target: TargetOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most recent runs to list.")] = 10,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 unless settled: no unfinished job, the "
+                                        "latest backfill reconciled, nothing left to rebuild.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recent runs and their reconciliation, unfinished jobs (what the next run resumes), open rejects."""
+    from rps_port.etl.status import etl_status
+
+    engine, _ = _engine(_target(target), True)
+    report = etl_status(engine, limit)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_status(report)
+    if check and not report.settled:
+        raise typer.Exit(1)
+
+
+def _print_status(report: Any) -> None:
+    if not report.runs:
+        console.print("no ETL run recorded in this target yet")
+        return
+    t = Table("started", "run", "kind", "status", "collections", "documents", "loaded", "rejected", "skipped",
+              "balanced", "seconds", title="ETL runs, latest first")
+    for r in report.runs:
+        recs = r.reconciliation
+        total = lambda key: f"{sum(x[key] for x in recs):,}" if recs else "-"  # noqa: E731
+        skipped = f"{sum(sum(x['skipped'].values()) for x in recs):,}" if recs else "-"
+        balanced = ("yes" if all(x["balanced"] for x in recs) else "[red]no[/red]") if recs else "-"
+        status = r.status + (" (resumed)" if r.resumed else "")
+        t.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.run_id[:8], r.kind, status, ",".join(r.collections),
+                  total("source_total"), total("loaded"), total("rejected"), skipped, balanced,
+                  f"{r.seconds:.1f}" if r.seconds is not None else "-")
+    console.print(t)
+    for job in report.unfinished:
+        console.print(f"[yellow]unfinished[/yellow] job {job.job_id[:8]} (last run {job.run_id[:8]}: {job.status}), "
+                      f"source {job.source}: the next `rps-port etl run` with the same source, mapping and "
+                      "collections resumes it")
+        for p in job.progress:
+            console.print(f"  {p.collection}: {p.ranges_done}/{p.ranges} ranges done; so far {p.loaded:,} loaded, "
+                          f"{p.rejected:,} rejected, {p.skipped:,} skipped")
+    if report.open_rejects:
+        listed = ", ".join(f"{c} {n:,}" for c, n in sorted(report.open_rejects.items()))
+        console.print(f"open rejects: {listed} (`rps-port etl rejects list`)")
+    if report.deferred:
+        console.print(f"[yellow]{report.deferred} index(es) / foreign key(s) deferred by a bulk load are not rebuilt[/yellow]"
+                      " (`rps-port etl indexes restore`)")
+    console.print("settled" if report.settled else "[yellow]not settled[/yellow]")
+
+
 @app.command("dry-run")
 def dry_run(
     source: SourceOpt,
