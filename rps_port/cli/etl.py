@@ -206,6 +206,11 @@ def print_run(data: dict[str, Any], url: str, ran_on: str = "") -> None:
     console.print(f"{data['seconds']:.1f} s{ran_on}; target {mask_url(url)}{hint}")
 
 
+def _plain_dry_progress(event: dict[str, Any]) -> None:
+    if event.get("event") == "mapped":
+        console.print(json.dumps(event, default=str))
+
+
 def _plain_progress(event: dict[str, Any]) -> None:
     if event.get("event") in ("collection", "reconciled", "rebuilt"):
         console.print(json.dumps(event, default=str))
@@ -293,11 +298,18 @@ def dry_run(
 ) -> None:
     """Map and validate without writing: rejects by reason, rows per table, quirks seen."""
     from rps_port.etl.dryrun import dry_run as run_dry
+    from rps_port.etl.progress import RichProgress
 
     m = _mapping(mapping)
     src = _source(source, db)
     try:
-        report = run_dry(src, m, _collections(collections), sample=sample)
+        if as_json:  # one JSON document on stdout
+            report = run_dry(src, m, _collections(collections), sample=sample)
+        elif is_ci():
+            report = run_dry(src, m, _collections(collections), sample=sample, progress=_plain_dry_progress)
+        else:
+            with RichProgress(console) as bar:
+                report = run_dry(src, m, _collections(collections), sample=sample, progress=bar)
     finally:
         src.close()
     if as_json:

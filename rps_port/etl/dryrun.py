@@ -7,7 +7,9 @@ reference checks are reported as not checked.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,11 @@ def dry_run(
     *,
     sample: int | None = None,
     examples: int = 3,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    every: int = 2000,
 ) -> DryRunReport:
+    """`progress` gets the events `etl run` emits: `collection` (with the total), `batch` (documents
+    mapped since the last one, every `every` documents) and, per collection, `mapped` with its counts."""
     names = mapping.order(collections) if collections else [c for c in mapping.order() if c in source.collections()]
     report = DryRunReport()
     loaded_ids: dict[str, set[str]] = {}
@@ -51,10 +57,16 @@ def dry_run(
         ids: set[str] = set()
         unique_seen: dict[tuple[Any, ...], str] = {}
         refs_checked = sample is None
+        started = time.monotonic()
+        if progress is not None:
+            total = source.stats(name).count
+            progress({"event": "collection", "collection": name, "total": min(total, sample or total)})
         for _pos, doc in source.scan(name):
             if sample is not None and seen >= sample:
                 break
             seen += 1
+            if progress is not None and seen % every == 0:
+                progress({"event": "batch", "collection": name, "documents": every})
             try:
                 md = cm.map(doc, mapping.secret, collect_notes=True)
                 if refs_checked:
@@ -98,4 +110,9 @@ def dry_run(
             "flags": dict(flags) if refs_checked else "not checked (sample)",
             "quirks_seen": dict(sorted(quirks.items())),
         }
+        if progress is not None:
+            progress({"event": "batch", "collection": name, "documents": seen % every})
+            progress({"event": "mapped", "collection": name, "documents": seen, "loaded": loaded,
+                      "rejected": sum(rejects.values()), "skipped": sum(skipped.values()),
+                      "seconds": round(time.monotonic() - started, 3)})
     return report

@@ -277,6 +277,20 @@ def test_dry_run_predicts_the_run_without_writing(small_dataset, mapping):
     assert sampled.collections["orders"]["flags"] == "not checked (sample)"
 
 
+def test_dry_run_reports_progress_like_a_run(small_dataset, mapping):
+    events: list[dict] = []
+    report = dry_run(open_source(small_dataset), mapping, ["orders", "transactions"], sample=700,
+                     progress=events.append, every=200)
+    assert set(report.collections) == {"orders", "transactions"}  # both hold more than 700 documents
+    for name, c in report.collections.items():
+        mine = [e for e in events if e.get("collection") == name]
+        assert mine[0] == {"event": "collection", "collection": name, "total": 700}
+        assert [e["documents"] for e in mine if e["event"] == "batch"] == [200, 200, 200, 100]
+        done = mine[-1]
+        assert done["event"] == "mapped" and done["documents"] == c["documents"] == 700
+        assert (done["loaded"], done["rejected"]) == (c["loaded"], c["rejected"])
+
+
 def test_backfill_writes_what_the_orm_reads(engine, mapping, small_dataset):
     """Rows written by COPY / executemany read back through the ORM types: Decimal money, aware UTC times."""
     run_backfill(engine, open_source(small_dataset), mapping, collections=["customers", "orders"])
