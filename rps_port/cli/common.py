@@ -45,6 +45,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
 
 
+def print_json_line(event: Any) -> None:
+    """One JSON object on one line (rich's console would wrap it at the terminal width)."""
+    sys.stdout.write(json.dumps(event, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def is_ci() -> bool:
     """Plain output (no live progress bars) in CI or when stdout is not a terminal."""
     return bool(os.environ.get("CI")) or not sys.stdout.isatty()

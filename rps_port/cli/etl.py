@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rps_port.cli.common import console, err_console, fail, is_ci, print_json, settings_or_exit
+from rps_port.cli.common import console, err_console, fail, is_ci, print_json, print_json_line, settings_or_exit
 from rps_port.config import mask_url
 
 app = typer.Typer(help="Backfill legacy MongoDB documents into SQL through the declarative mapping.", no_args_is_help=True)
@@ -208,12 +208,12 @@ def print_run(data: dict[str, Any], url: str, ran_on: str = "") -> None:
 
 def _plain_dry_progress(event: dict[str, Any]) -> None:
     if event.get("event") == "mapped":
-        console.print(json.dumps(event, default=str))
+        print_json_line(event)
 
 
 def _plain_progress(event: dict[str, Any]) -> None:
     if event.get("event") in ("collection", "reconciled", "rebuilt"):
-        console.print(json.dumps(event, default=str))
+        print_json_line(event)
 
 
 def report_bulk_load(bulk: dict[str, Any] | None, as_json: bool) -> None:

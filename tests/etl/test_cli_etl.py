@@ -131,6 +131,9 @@ def test_the_terminal_report_lists_rejects_by_reason_whatever_the_executor(small
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.expected.reject.items()) if v)
         assert f"rejects in {name}: {reasons}" in result.output
     assert "see `rps-port etl rejects list`" in result.output
+    # not a terminal (CI): progress is whole JSON objects, one a line, never wrapped at 80 columns
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert {e["collection"] for e in events if e["event"] == "reconciled"} == set(manifest.collections)
 
 
 def test_an_imbalanced_reconciliation_exits_1(small_dataset, sqlite_url, monkeypatch):
