@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rps_port.cli.common import console, err_console, fail, print_json
+from rps_port.cli.common import console, err_console, fail, is_ci, print_json, print_json_line
 from rps_port.cli.etl import (
     CollectionsOpt,
     DbOpt,
@@ -31,6 +31,38 @@ from rps_port.cli.etl import (
     _target,
 )
 from rps_port.cli.etl_scale import print_failures, range_executor, retry_command
+
+
+class VerifyProgress:
+    """Which collection is being verified: a spinner and a line per collection in a terminal, a JSON
+    line per collection in CI, nothing with --json (the report is one JSON document)."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.status: Any = None
+
+    def __enter__(self) -> VerifyProgress:
+        if self.out is not None and not is_ci():
+            self.status = self.out.status("verifying")
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.out is None:
+            return
+        kind, name = event.get("event"), event.get("collection")
+        if kind == "verifying" and self.status is not None:
+            self.status.update(f"verifying {name}")
+        elif kind == "verified" and self.status is None:
+            print_json_line(event)
+        elif kind == "verified":
+            found = event["missing"] + event["extra"] + event["different"]
+            self.out.print(f"{name}: {event['source_documents']:,} source documents, "
+                           f"{found:,} difference(s) ({event['seconds']:.1f} s)")
 
 
 def verify(
@@ -63,9 +95,10 @@ def verify(
     names = _collections(collections)
     src = _source(source, db)
     try:
-        with range_executor(executor, workers, scheduler, (engine, src, m), url, writes=False, quiet=as_json) as ex:
+        with range_executor(executor, workers, scheduler, (engine, src, m), url, writes=False, quiet=as_json) as ex, \
+                VerifyProgress(None if as_json else console) as progress:
             report = run_verify(engine, src, m, names, leaves=leaves, recheck_changed=recheck_changed, executor=ex,
-                                spec=_spec(source, url, db, mapping), only_range=only_range)
+                                spec=_spec(source, url, db, mapping), only_range=only_range, progress=progress)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     finally:

@@ -296,6 +296,8 @@ def verify_collection(
 ) -> CollectionResult:
     """One collection; its range tasks run on `dispatch` (default: in this process, one range)."""
     started = time.monotonic()
+    if progress is not None:
+        progress({"event": "verifying", "collection": collection})
     if only_ids is not None:  # --recheck-changed: compare just these ids, no tree
         result = _recheck(engine, source, mapping, collection, only_ids, max_differences)
     else:

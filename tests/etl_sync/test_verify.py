@@ -95,4 +95,7 @@ def test_cli_exit_code_json_and_junit(loaded: Engine, sync_dataset: Path, db_url
                               "--junit", str(junit)])
     assert bad.exit_code == 1
     assert "missing" in bad.output
+    # not a terminal: a JSON line per collection as it is verified, before the report
+    verified = [json.loads(line) for line in bad.stdout.splitlines() if line.startswith('{"event": "verified"')]
+    assert [(v["collection"], v["missing"]) for v in verified] == [("customers", 0), ("orders", 1), ("transactions", 0)]
     assert '<failure message="1 missing, 0 extra, 0 different"' in junit.read_text()
