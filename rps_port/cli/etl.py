@@ -284,6 +284,18 @@ def _print_status(report: Any) -> None:
     if report.deferred:
         console.print(f"[yellow]{report.deferred} index(es) / foreign key(s) deferred by a bulk load are not rebuilt[/yellow]"
                       " (`rps-port etl indexes restore`)")
+    if report.sync:
+        t = Table("source", "collection", "mode", "watermark", "applied", "lag s", "last run", "updated",
+                  title="sync positions")
+        for p in report.sync:
+            t.add_row(p["source_key"], p["collection"], p["mode"], str(p["watermark_ts"] or "-"), f"{p['applied']:,}",
+                      f"{p['lag_seconds']:.1f}" if p["lag_seconds"] is not None else "-", p["last_run"] or "-",
+                      f"{p['updated_at']:%Y-%m-%d %H:%M:%S}")
+        console.print(t)
+    if report.last_verify:
+        v = report.last_verify
+        verdict = "clean" if v["clean"] else f"[red]{v['differences']:,} difference(s)[/red]"
+        console.print(f"last verify ({v['mode']}): {verdict}, finished {v['finished_at']:%Y-%m-%d %H:%M:%S}")
     console.print("settled" if report.settled else "[yellow]not settled[/yellow]")
 
 

@@ -1,6 +1,7 @@
-"""What the target says about its backfills: recent runs with their stored reconciliations, the
-progress of a job left unfinished (the next `etl run` of it resumes there), open rejects and what a
-bulk load still has to rebuild. Read-only; `rps-port etl status` prints it."""
+"""What the target says about its ETL: recent backfill runs with their stored reconciliations, the
+progress of a job left unfinished (the next `etl run` of it resumes there), open rejects, what a
+bulk load still has to rebuild, where each sync stands and the last verify. Read-only;
+`rps-port etl status` prints it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from rps_port.etl import bulkload
 from rps_port.etl.models import EtlCheckpoint, EtlReconciliation, EtlReject, EtlRun
+from rps_port.etl.sync_models import EtlSyncState, EtlVerifyRun
 
 UNFINISHED = ("running", "failed", "interrupted")
 
@@ -63,6 +65,8 @@ class EtlStatus:
     unfinished: list[UnfinishedJob]
     open_rejects: dict[str, int]
     deferred: int  # indexes / foreign keys a bulk load dropped and has not rebuilt
+    sync: list[dict[str, Any]] = field(default_factory=list)  # per source and collection (no resume token)
+    last_verify: dict[str, Any] | None = None
 
     @property
     def settled(self) -> bool:
@@ -77,6 +81,8 @@ class EtlStatus:
             "unfinished": [asdict(u) for u in self.unfinished],
             "open_rejects": self.open_rejects,
             "deferred": self.deferred,
+            "sync": self.sync,
+            "last_verify": self.last_verify,
             "settled": self.settled,
         }
 
@@ -121,4 +127,12 @@ def etl_status(engine: Engine, limit: int = 10) -> EtlStatus:
         open_rejects = dict(conn.execute(
             select(rej_t.c.collection, func.count()).where(rej_t.c.resolved_at.is_(None)).group_by(rej_t.c.collection)
         ).all())
-    return EtlStatus(runs, unfinished, open_rejects, len(bulkload.pending(engine)))
+        st = EtlSyncState.__table__
+        sync = [dict(r._mapping) for r in conn.execute(
+            select(st.c.source_key, st.c.collection, st.c.mode, st.c.watermark_ts, st.c.applied, st.c.lag_seconds,
+                   st.c.last_run, st.c.updated_at).order_by(st.c.source_key, st.c.collection))]
+        vt = EtlVerifyRun.__table__
+        verify = conn.execute(select(vt.c.finished_at, vt.c.mode, vt.c.clean, vt.c.differences)
+                              .order_by(vt.c.finished_at.desc()).limit(1)).first()
+    return EtlStatus(runs, unfinished, open_rejects, len(bulkload.pending(engine)), sync,
+                     dict(verify._mapping) if verify is not None else None)

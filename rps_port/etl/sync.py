@@ -143,7 +143,7 @@ def _save_state(conn: Connection, source_key: str, collection: str, mode: str, *
 
 
 def sync_state(engine: Engine) -> list[dict[str, Any]]:
-    """Every stored sync position with its lag (what `etl sync --status` and the cutover gates read)."""
+    """Every stored sync position with its lag (what the cutover gates read; `etl status` shows it)."""
     t = EtlSyncState.__table__
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(t).order_by(t.c.source_key, t.c.collection))]

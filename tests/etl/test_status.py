@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from rps_port.cli.main import app
 from rps_port.db import make_engine
 from rps_port.etl import load_mapping, open_source, run_backfill
+from rps_port.etl.sync import run_watermark_sync
+from rps_port.etl.verify import run_verify
 from rps_port.legacy.generate import DEFAULT_SECRET
 from rps_port.legacy.manifest import Manifest
 
@@ -64,4 +66,15 @@ def test_status_shows_an_unfinished_job_until_the_next_run_resumes_it(db_url, sm
     assert {r["collection"]: r["rejected"] for r in latest["reconciliation"]} == {
         name: stats.broken for name, stats in manifest.collections.items()}
     assert report["open_rejects"] == {name: stats.broken for name, stats in manifest.collections.items()}
+    assert report["sync"] == [] and report["last_verify"] is None
+
+    # then a sync and a verify: where each collection's sync stands, and the verdict
+    run_watermark_sync(engine, open_source(small_dataset), mapping)
+    assert run_verify(engine, open_source(small_dataset), mapping).clean
+    _, report = _status(db_url)
+    assert [(p["collection"], p["mode"], p["last_run"]) for p in report["sync"]] == [
+        (name, "watermark", "scanned") for name in sorted(manifest.collections)]
+    assert (report["last_verify"]["clean"], report["last_verify"]["differences"]) == (True, 0)
+    human = runner.invoke(app, ["etl", "status", "--target", db_url]).output
+    assert "sync positions" in human and "last verify (full): clean" in human
     engine.dispose()
