@@ -100,3 +100,22 @@ def test_an_edited_reject_stands_in_for_its_source_version_until_that_changes(
     report = run_verify(engine, source, mapping)
     assert [(d.record_id, d.kind) for d in report.differences] == [(changed, "extra")]
     engine.dispose()
+
+
+def test_a_file_replayed_unchanged_through_a_fixed_mapping_keeps_no_fix(db_url: str, sync_dataset: Path,
+                                                                        tmp_path: Path) -> None:
+    from rps_port.etl.mapping import DEFAULT_MAPPING, mapping_from_text
+
+    engine = make_engine(db_url)
+    run_backfill(engine, open_source(sync_dataset), load_mapping())
+    exported = tmp_path / "rejects.jsonl"
+    n = export_rejects(engine, exported, "transactions", ["missing_org"])
+    assert n >= 2
+    fixed = mapping_from_text(DEFAULT_MAPPING.read_text().replace(
+        "org_id: {path: org, convert: object_id, required: true, reason: missing_org}",
+        f'org_id: {{path: org, convert: object_id, default: "{ORG}"}}'))
+    replayed = replay_rejects(engine, fixed, file=exported)
+    assert (replayed.loaded, replayed.edited) == (n, 0)  # the canonical form round-trips: nothing was edited
+    with engine.connect() as conn:
+        assert conn.execute(select(EtlFix.record_id)).all() == []
+    engine.dispose()
