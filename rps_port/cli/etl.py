@@ -288,7 +288,8 @@ def _print_status(report: Any) -> None:
         t = Table("source", "collection", "mode", "watermark", "applied", "lag s", "last run", "updated",
                   title="sync positions")
         for p in report.sync:
-            t.add_row(p["source_key"], p["collection"], p["mode"], str(p["watermark_ts"] or "-"), f"{p['applied']:,}",
+            mark = f"{p['watermark_ts']:%Y-%m-%d %H:%M:%S.%f}"[:-3] if p["watermark_ts"] else "-"
+            t.add_row(p["source_key"], p["collection"], p["mode"], mark, f"{p['applied']:,}",
                       f"{p['lag_seconds']:.1f}" if p["lag_seconds"] is not None else "-", p["last_run"] or "-",
                       f"{p['updated_at']:%Y-%m-%d %H:%M:%S}")
         console.print(t)
