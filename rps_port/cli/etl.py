@@ -408,12 +408,23 @@ def rejects_list(
     if as_json:
         print_json(rows)
         return
-    t = Table(title=f"{len(rows)} reject(s)")
-    for col in ("id", "collection", "record", "reason", "field", "message", "resolved"):
-        t.add_column(col)
+    # Ids, reasons and fields stay whole; the message needs a wide terminal (`rejects show` has it).
+    wide = console.width >= 140
+    t = Table(title=f"{len(rows)} reject(s)" + ("" if wide else "; `rps-port etl rejects show ID` for the message"))
+    t.add_column("id", no_wrap=True, min_width=max((len(str(r["id"])) for r in rows), default=2))
+    t.add_column("collection", no_wrap=True)
+    t.add_column("record", no_wrap=True, min_width=24)  # an ObjectId's 24 hex digits, never cut
+    t.add_column("reason", overflow="fold")
+    t.add_column("field", overflow="fold")
+    if wide:
+        t.add_column("message")
+    if include_resolved:
+        t.add_column("resolved")
     for r in rows:
-        t.add_row(str(r["id"]), r["collection"], r["record_id"], r["reason"], r["field_path"], r["message"],
-                  "yes" if r["resolved_at"] else "")
+        cells = [str(r["id"]), r["collection"], r["record_id"], r["reason"], r["field_path"]]
+        cells += [r["message"]] if wide else []
+        cells += ["yes" if r["resolved_at"] else ""] if include_resolved else []
+        t.add_row(*cells)
     console.print(t)
 
 
