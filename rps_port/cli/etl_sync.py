@@ -189,8 +189,12 @@ def sync(
                             "stored position")
 
     def show(event: dict) -> None:
-        if as_json:
-            print_json(event)
+        if event.get("event") != "sync":
+            return  # a range's own event: failures are listed at the end
+        if "collection" in event:  # watermark mode: one line per collection as it is done
+            unchanged = f" ({event['unchanged']})" if event.get("unchanged") else ""
+            err_console.print(f"sync {event['collection']}: upserted {event.get('upserted', 0)}, deleted "
+                              f"{event.get('deleted', 0)}, rejected {event.get('rejected', 0)}{unchanged}")
         else:
             err_console.print(f"sync: {event.get('events', '')} events, upserted {event.get('upserted')}, "
                               f"deleted {event.get('deleted')}, lag {event.get('lag_seconds', 0)} s")
@@ -221,7 +225,7 @@ def sync(
                     try:
                         result = run_watermark_sync(engine, src, m, names, delete_mode=delete_mode, executor=ex,
                                                     spec=_spec(source, url, db, mapping), only_range=only_range,
-                                                    full=full)
+                                                    full=full, progress=None if as_json else show)
                     except ValueError as exc:  # a --range that is not one of the run's collections
                         raise fail_exit(str(exc)) from None
             else:

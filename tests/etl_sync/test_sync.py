@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bson import json_util
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from rps_port.cli.main import app
@@ -119,3 +119,12 @@ def test_cli_sync_from_recorded_events(db_url: str, sync_dataset: Path, tmp_path
     assert summary["events"] == 10
     assert run_verify(engine, open_source("mongodb://x", client=client), mapping, record=False).clean
     engine.dispose()
+
+
+def test_cli_watermark_sync_reports_each_collection(loaded: Engine, sync_dataset: Path, db_url: str) -> None:
+    out = CliRunner().invoke(app, ["etl", "sync", "--source", str(sync_dataset), "--target", db_url, "--full"])
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if line.startswith("sync ")]
+    assert [line.split(":")[0] for line in lines] == ["sync customers", "sync orders", "sync transactions"]
+    assert all("upserted 0" in line for line in lines)  # the backfill left nothing to do
+    assert "caught up (watermark" in out.output
