@@ -7,8 +7,10 @@ Public API (what other parts of rps-port call; see docs/etl.md and docs/mapping.
   -> legacy document; `apply_references(mapped, exists)`.
 - `open_source(location, db=None, client=None) -> Source` (mongodb://, mongodump, mongoexport).
 - `run_backfill(engine, source, mapping, collections=None, ...) -> RunSummary`; the range-level
-  pieces `start_job`, `plan_ranges`, `process_range`, `reconcile`, `finish_job`, `RangeTask`.
-- `prepare_target(url)`, `dry_run(...)`, `replay_rejects(...)`, `list_rejects(...)`.
+  pieces `start_job`, `plan_ranges`, `process_range`, `reconcile`, `clear_resolved_flags`,
+  `finish_job`, `RangeTask`.
+- `prepare_target(url)`, `dry_run(...)`, `replay_rejects(...)`, `list_rejects(...)`,
+  `etl_status(engine)`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from rps_port.etl.backfill import (
     RangeTask,
     RunSummary,
+    clear_resolved_flags,
     finish_job,
     plan_ranges,
     process_range,
@@ -36,6 +39,7 @@ from rps_port.etl.mapping import (
 )
 from rps_port.etl.rejects import export_rejects, list_rejects, replay_rejects, show_reject
 from rps_port.etl.sources import Source, SourceError, open_source
+from rps_port.etl.status import etl_status
 from rps_port.etl.target import prepare_target
 
 __all__ = [
@@ -50,7 +54,9 @@ __all__ = [
     "Source",
     "SourceError",
     "apply_references",
+    "clear_resolved_flags",
     "dry_run",
+    "etl_status",
     "export_rejects",
     "finish_job",
     "list_rejects",
