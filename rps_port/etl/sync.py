@@ -524,13 +524,13 @@ def sync_range(engine: Engine, source: Source, mapping: Mapping, task: SyncTask)
             md = cm.map(doc, mapping.secret)
         except RejectError as exc:
             if (fixed := fixes.map(cm, doc, mapping.secret)) is None:
-                if rid not in present:  # recorded with its reason, as the backfill does
-                    pending.rejects.append(RejectRecord.of(name, exc, doc))
+                # Recorded with its reason, as the backfill does; a row the target holds keeps its
+                # last good version, and the reject says why the newer one is not applied.
+                pending.rejects.append(RejectRecord.of(name, exc, doc))
                 continue
             md, doc = fixed
         except SkipDocument as skip:
-            if rid not in present:
-                pending.skipped[skip.reason] += 1
+            pending.skipped[skip.reason] += 1
             continue
         version = _version_of(mapping, name, md)
         if version is not None and (newest is None or version > newest):

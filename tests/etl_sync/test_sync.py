@@ -128,3 +128,27 @@ def test_cli_watermark_sync_reports_each_collection(loaded: Engine, sync_dataset
     assert [line.split(":")[0] for line in lines] == ["sync customers", "sync orders", "sync transactions"]
     assert all("upserted 0" in line for line in lines)  # the backfill left nothing to do
     assert "caught up (watermark" in out.output
+
+
+def test_a_loaded_document_changed_into_a_bad_one_is_a_reject_not_a_silent_skip(db_url: str, sync_dataset: Path) -> None:
+    from rps_port.etl.rejects import list_rejects
+
+    client = mongo_from_dump(sync_dataset)
+    engine = make_engine(db_url)
+    mapping = load_mapping()
+    source = open_source("mongodb://x", client=client)
+    run_backfill(engine, source, mapping)
+    order = client["rps"].orders.find_one({"deletedAt": None, "total": {"$exists": True}, "org": {"$exists": True},
+                                            "notes": {"$exists": True}})
+    oid = str(order["_id"])
+    with engine.connect() as conn:
+        before = conn.execute(select(Order.total, Order.src_updated_at).where(Order.id == oid)).one()
+    client["rps"].orders.update_one({"_id": order["_id"]},
+                                    {"$set": {"total": "twelve", "updatedAt": datetime(2031, 4, 1)}})
+    result = run_watermark_sync(engine, source, mapping, ["orders"])
+    assert result.counts.rejected >= 1 and result.counts.upserted == 0
+    [reject] = [r for r in list_rejects(engine, "orders") if r["record_id"] == oid]
+    assert (reject["reason"], reject["field_path"]) == ("non_numeric_amount", "total")
+    with engine.connect() as conn:  # the target keeps the last version that mapped
+        assert conn.execute(select(Order.total, Order.src_updated_at).where(Order.id == oid)).one() == before
+    engine.dispose()
