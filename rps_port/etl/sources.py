@@ -269,9 +269,13 @@ class MongoSource:
 
             if not uri:
                 raise SourceError("a mongodb:// URI is required")
-            client = pymongo.MongoClient(uri, tz_aware=False)
-            db = db or pymongo.uri_parser.parse_uri(uri).get("database") or "rps"
             self.description = _mask_mongo(uri)
+            try:
+                client = pymongo.MongoClient(uri, tz_aware=False)
+                client.admin.command("ping")  # fail here, clearly, rather than mid-run with a traceback
+            except pymongo.errors.PyMongoError as exc:
+                raise SourceError(f"{self.description}: cannot reach MongoDB: {_reason(exc)}") from None
+            db = db or pymongo.uri_parser.parse_uri(uri).get("database") or "rps"
         else:
             self.description = f"mongodb-client:{db or 'rps'}"
         self.client = client
@@ -394,6 +398,13 @@ def open_source(location: str | Path, *, db: str | None = None, client: Any = No
     if (folder / "export").is_dir() and _has(folder / "export", (".json", ".json.gz", ".jsonl")):
         return ExportSource(folder / "export")
     raise SourceError(f"{folder}: neither a mongodump (… .bson) nor a mongoexport (… .json) directory")
+
+
+def _reason(exc: Exception) -> str:
+    """pymongo's own first words on why (its messages name hosts, never credentials), without the
+    topology dump that follows."""
+    text = str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
+    return (text[:300] + "...") if len(text) > 300 else text
 
 
 def _has(folder: Path, suffixes: tuple[str, ...]) -> bool:

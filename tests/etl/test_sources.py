@@ -146,3 +146,24 @@ def test_documents_beyond_the_bound_are_counted_even_when_the_file_grew_after_it
     with open(folder / "orders.bson", "ab") as fh:  # the dump grows after its stats were read
         fh.write(bson.encode({"_id": ObjectId(), "number": "late"}))
     assert src.count_beyond("orders", stats.max_id) == 1
+
+
+def test_an_unreachable_mongodb_is_a_clear_error_without_its_credentials():
+    import socket
+
+    from typer.testing import CliRunner
+
+    from rps_port.cli.main import app
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"mongodb://bob:s3cret@127.0.0.1:{port}/rps?serverSelectionTimeoutMS=300"
+    with pytest.raises(SourceError) as caught:
+        open_source(uri)
+    message = str(caught.value)
+    assert "cannot reach MongoDB" in message and f"127.0.0.1:{port}" in message
+    assert "s3cret" not in message and "bob" not in message
+    result = CliRunner().invoke(app, ["etl", "dry-run", "--source", uri])
+    printed = " ".join(result.output.split())  # the console wraps long lines
+    assert result.exit_code == 2 and "cannot reach MongoDB" in printed and "s3cret" not in printed
