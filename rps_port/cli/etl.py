@@ -158,6 +158,7 @@ def run(
     """Backfill: load every document (bounded by the highest _id at the start), resumable, reconciled."""
     from rps_port.etl.backfill import run_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
+    from rps_port.etl.sources import SourceError
     from rps_port.observability.hooks import etl_progress
 
     if workers or executor or scheduler or only_range:
@@ -180,6 +181,9 @@ def run(
                                        progress=etl_progress(bar), bulk_load=bulk_load)
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
+    except SourceError as exc:  # e.g. a dump file cut short: what loaded before it is committed
+        raise fail(f"{exc}\nthe run stopped there; fix the source and run the same command again: "
+                   "it resumes from its last checkpoint") from None
     finally:
         src.close()
     summary.migrated = migrated
@@ -312,6 +316,7 @@ def dry_run(
     """Map and validate without writing: rejects by reason, rows per table, quirks seen."""
     from rps_port.etl.dryrun import dry_run as run_dry
     from rps_port.etl.progress import RichProgress
+    from rps_port.etl.sources import SourceError
 
     m = _mapping(mapping)
     src = _source(source, db)
@@ -323,6 +328,8 @@ def dry_run(
         else:
             with RichProgress(console) as bar:
                 report = run_dry(src, m, _collections(collections), sample=sample, progress=bar)
+    except SourceError as exc:
+        raise fail(str(exc)) from None
     finally:
         src.close()
     if as_json:
