@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from rps_port.config import ConfigError, Settings, load_settings
+from rps_port.config import ConfigError, Settings, load_settings, mask_url
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -34,6 +36,21 @@ def _log_to_file(settings: Settings) -> None:
         configure_logging(settings, cli=True)
     except OSError as exc:
         err_console.print(f"[yellow]warning:[/yellow] not logging to a file: {exc.strerror}")
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """Around a command's first use of a database: one it cannot reach is an error message naming it
+    (masked) with the driver's reason, exit 2, rather than a traceback. Errors later in a command
+    keep their traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        lines = [line.strip() for line in str(getattr(exc, "orig", None) or exc).strip().splitlines()]
+        reason = " ".join(line for line in lines[:2] if line).replace(url, mask_url(url))
+        raise fail(f"cannot reach {mask_url(url)}: {reason}", 2) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

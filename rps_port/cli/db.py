@@ -7,7 +7,7 @@ from collections.abc import Callable
 import typer
 
 from rps_port import schema
-from rps_port.cli.common import console, fail, print_json, settings_or_exit
+from rps_port.cli.common import console, fail, print_json, reaching, settings_or_exit
 from rps_port.config import mask_url
 
 app = typer.Typer(help="Schema migrations of the target database.", no_args_is_help=True)
@@ -63,7 +63,8 @@ def current(
 ) -> None:
     """Show the applied revisions and whether the schema is at head (every branch)."""
     target = _url(url)
-    st = schema.status(target)
+    with reaching(target):
+        st = schema.status(target)
     if as_json:
         print_json(
             {
@@ -103,7 +104,8 @@ def heads() -> None:
 def check(url: str | None = UrlOpt) -> None:
     """Compare the database with the models; exit 1 on any drift."""
     target = _url(url)
-    diffs = schema.drift(target)
+    with reaching(target):
+        diffs = schema.drift(target)
     if not diffs:
         console.print(f"[green]no drift[/green]: {mask_url(target)} matches the models")
         return

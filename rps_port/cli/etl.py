@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rps_port.cli.common import console, err_console, fail, is_ci, print_json, print_json_line, settings_or_exit
+from rps_port.cli.common import (
+    console,
+    err_console,
+    fail,
+    is_ci,
+    print_json,
+    print_json_line,
+    reaching,
+    settings_or_exit,
+)
 from rps_port.config import mask_url
 
 app = typer.Typer(help="Backfill legacy MongoDB documents into SQL through the declarative mapping.", no_args_is_help=True)
@@ -76,7 +85,8 @@ def _engine(url: str, quiet: bool) -> Any:
         get_keyring("sqlite" if is_sqlite(url) else "postgresql")
     except KeyConfigError as exc:
         raise fail(str(exc), 2) from None
-    engine, migrated = prepare_target(url)
+    with reaching(url):
+        engine, migrated = prepare_target(url)
     if migrated and not quiet:
         err_console.print(f"[yellow]migrated[/yellow] {mask_url(url)} to the latest schema (it was behind)")
     return engine, migrated

@@ -169,3 +169,19 @@ def test_a_dump_cut_short_stops_the_run_clearly_and_the_fixed_dump_resumes_it(sm
     assert again.exit_code == 0, again.output
     summary = _json_lines(again.output)[-1]
     assert summary["resumed"] and summary["balanced"]
+
+
+def test_a_target_that_cannot_be_reached_is_named_without_its_password(small_dataset, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("RPS_FIELD_KEYS", "t1:" + "A" * 43 + "=")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://etl:s3cret@127.0.0.1:{port}/rps"
+    for args in (["etl", "run", "--source", str(small_dataset), "--target", url], ["db", "current", "--url", url]):
+        result = runner.invoke(app, args)
+        printed = " ".join(result.output.split())
+        assert result.exit_code == 2, printed
+        assert f"cannot reach postgresql://etl:***@127.0.0.1:{port}/rps" in printed and "Connection refused" in printed
+        assert "s3cret" not in result.output and "Traceback" not in result.output
