@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from rps_port.db import make_engine
-from rps_port.etl import load_mapping, open_source, run_backfill
+from rps_port.etl import Mapping, RunSummary, Source, load_mapping, open_source, run_backfill
 from rps_port.legacy.generate import generate
+
+from .mongo_script import mongo_from_dump
 
 
 @pytest.fixture(scope="session")
@@ -28,4 +32,26 @@ def loaded(db_url: str, sync_dataset: Path) -> Engine:
     summary = run_backfill(engine, source, load_mapping())
     assert summary.balanced
     yield engine
+    engine.dispose()
+
+
+@dataclass
+class LiveLegacy:
+    """An in-process legacy MongoDB (mongomock, filled from the dump) and a target backfilled from it."""
+
+    client: Any
+    engine: Engine
+    mapping: Mapping
+    source: Source
+    first: RunSummary  # the backfill's summary
+
+
+@pytest.fixture
+def live_loaded(db_url: str, sync_dataset: Path) -> LiveLegacy:
+    client = mongo_from_dump(sync_dataset)
+    engine = make_engine(db_url)
+    mapping = load_mapping()
+    source = open_source("mongodb://x", client=client)
+    first = run_backfill(engine, source, mapping)
+    yield LiveLegacy(client, engine, mapping, source, first)
     engine.dispose()

@@ -11,16 +11,13 @@ from pathlib import Path
 from bson import ObjectId, json_util
 from sqlalchemy import select
 
-from rps_port.db import make_engine
 from rps_port.domain.transactions import Transaction
-from rps_port.etl import load_mapping, open_source, run_backfill
+from rps_port.etl import run_backfill
 from rps_port.etl.changes import RecordedChanges
 from rps_port.etl.models import EtlFix, EtlFlag
 from rps_port.etl.rejects import export_rejects, list_rejects, replay_rejects, show_reject
 from rps_port.etl.sync import run_sync, run_watermark_sync
 from rps_port.etl.verify import run_verify
-
-from .mongo_script import mongo_from_dump
 
 ORG = "5f0000000000000000000abc"
 
@@ -36,14 +33,9 @@ def _rejected(summary, collection: str) -> int:
     return next(r.rejected for r in summary.reconciliations if r.collection == collection)
 
 
-def test_an_edited_reject_stands_in_for_its_source_version_until_that_changes(
-    db_url: str, sync_dataset: Path, tmp_path: Path
-) -> None:
-    client = mongo_from_dump(sync_dataset)
-    engine = make_engine(db_url)
-    mapping = load_mapping()
-    source = open_source("mongodb://x", client=client)
-    first = run_backfill(engine, source, mapping)
+def test_an_edited_reject_stands_in_for_its_source_version_until_that_changes(live_loaded, tmp_path: Path) -> None:
+    client, engine, mapping, source, first = (live_loaded.client, live_loaded.engine, live_loaded.mapping,
+                                              live_loaded.source, live_loaded.first)
     orgless = {r["record_id"] for r in list_rejects(engine, "transactions", ["missing_org"])}
     assert len(orgless) >= 2
     originals = {rid: show_reject(engine, rid, "transactions")["document"] for rid in orgless}
@@ -99,15 +91,12 @@ def test_an_edited_reject_stands_in_for_its_source_version_until_that_changes(
     assert show_reject(engine, changed, "transactions")["edited"]["applies"] is False
     report = run_verify(engine, source, mapping)
     assert [(d.record_id, d.kind) for d in report.differences] == [(changed, "extra")]
-    engine.dispose()
 
 
-def test_a_file_replayed_unchanged_through_a_fixed_mapping_keeps_no_fix(db_url: str, sync_dataset: Path,
-                                                                        tmp_path: Path) -> None:
+def test_a_file_replayed_unchanged_through_a_fixed_mapping_keeps_no_fix(loaded, tmp_path: Path) -> None:
     from rps_port.etl.mapping import DEFAULT_MAPPING, mapping_from_text
 
-    engine = make_engine(db_url)
-    run_backfill(engine, open_source(sync_dataset), load_mapping())
+    engine = loaded
     exported = tmp_path / "rejects.jsonl"
     n = export_rejects(engine, exported, "transactions", ["missing_org"])
     assert n >= 2
@@ -118,4 +107,3 @@ def test_a_file_replayed_unchanged_through_a_fixed_mapping_keeps_no_fix(db_url: 
     assert (replayed.loaded, replayed.edited) == (n, 0)  # the canonical form round-trips: nothing was edited
     with engine.connect() as conn:
         assert conn.execute(select(EtlFix.record_id)).all() == []
-    engine.dispose()

@@ -15,8 +15,6 @@ from rps_port.etl.models import EtlFlag
 from rps_port.etl.sync import run_watermark_sync
 from rps_port.legacy.manifest import Manifest
 
-from .mongo_script import mongo_from_dump
-
 
 def _flags(engine, collection: str) -> dict[str, str]:
     with engine.connect() as conn:
@@ -42,12 +40,8 @@ def test_orders_loaded_before_customers_keep_only_the_truly_dangling_flags(db_ur
     engine.dispose()
 
 
-def test_a_customer_that_arrives_by_sync_resolves_the_flags_pointing_at_it(db_url: str, sync_dataset: Path) -> None:
-    client = mongo_from_dump(sync_dataset)
-    engine = make_engine(db_url)
-    mapping = load_mapping()
-    source = open_source("mongodb://x", client=client)
-    run_backfill(engine, source, mapping)
+def test_a_customer_that_arrives_by_sync_resolves_the_flags_pointing_at_it(live_loaded) -> None:
+    client, engine = live_loaded.client, live_loaded.engine
     dangling = _flags(engine, "orders")
     assert dangling
     record_id, missing = sorted(dangling.items())[0]
@@ -57,8 +51,7 @@ def test_a_customer_that_arrives_by_sync_resolves_the_flags_pointing_at_it(db_ur
     client["rps"].customers.insert_one({
         "_id": ObjectId(missing), "org": ObjectId("556ba0802265000000000001"), "name": "Late Customer",
         "status": "active", "createdAt": at, "updatedAt": at})
-    result = run_watermark_sync(engine, source, mapping)
+    result = run_watermark_sync(engine, live_loaded.source, live_loaded.mapping)
     assert result.counts.upserted == 1
     left = _flags(engine, "orders")
     assert record_id not in left and set(left) == set(dangling) - pointing
-    engine.dispose()

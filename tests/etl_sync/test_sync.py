@@ -84,12 +84,8 @@ def test_a_replayed_older_event_never_overwrites_a_newer_row(db_url: str, sync_d
     engine.dispose()
 
 
-def test_watermark_mode_and_delete_sweep(db_url: str, sync_dataset: Path, tmp_path: Path) -> None:
-    client = mongo_from_dump(sync_dataset)
-    engine = make_engine(db_url)
-    mapping = load_mapping()
-    source = open_source("mongodb://x", client=client)
-    run_backfill(engine, source, mapping)
+def test_watermark_mode_and_delete_sweep(live_loaded, tmp_path: Path) -> None:
+    client, engine, mapping, source = live_loaded.client, live_loaded.engine, live_loaded.mapping, live_loaded.source
     first = run_watermark_sync(engine, source, mapping)
     assert first.counts.upserted == 0  # the backfill left nothing newer in the source
     recorder = Recorder(client["rps"], tmp_path / "unused.jsonl", seed=3)
@@ -101,7 +97,6 @@ def test_watermark_mode_and_delete_sweep(db_url: str, sync_dataset: Path, tmp_pa
     changed = {(c, i) for op, c, i in recorder.log if op != "delete"}
     assert result.counts.upserted == len(changed)  # only what changed, not everything
     assert run_verify(engine, source, mapping).clean
-    engine.dispose()
 
 
 def test_cli_sync_from_recorded_events(db_url: str, sync_dataset: Path, tmp_path: Path) -> None:
@@ -130,14 +125,10 @@ def test_cli_watermark_sync_reports_each_collection(loaded: Engine, sync_dataset
     assert "caught up (watermark" in out.output
 
 
-def test_a_loaded_document_changed_into_a_bad_one_is_a_reject_not_a_silent_skip(db_url: str, sync_dataset: Path) -> None:
+def test_a_loaded_document_changed_into_a_bad_one_is_a_reject_not_a_silent_skip(live_loaded) -> None:
     from rps_port.etl.rejects import list_rejects
 
-    client = mongo_from_dump(sync_dataset)
-    engine = make_engine(db_url)
-    mapping = load_mapping()
-    source = open_source("mongodb://x", client=client)
-    run_backfill(engine, source, mapping)
+    client, engine = live_loaded.client, live_loaded.engine
     order = client["rps"].orders.find_one({"deletedAt": None, "total": {"$exists": True}, "org": {"$exists": True},
                                             "notes": {"$exists": True}})
     oid = str(order["_id"])
@@ -145,10 +136,9 @@ def test_a_loaded_document_changed_into_a_bad_one_is_a_reject_not_a_silent_skip(
         before = conn.execute(select(Order.total, Order.src_updated_at).where(Order.id == oid)).one()
     client["rps"].orders.update_one({"_id": order["_id"]},
                                     {"$set": {"total": "twelve", "updatedAt": datetime(2031, 4, 1)}})
-    result = run_watermark_sync(engine, source, mapping, ["orders"])
+    result = run_watermark_sync(engine, live_loaded.source, live_loaded.mapping, ["orders"])
     assert result.counts.rejected >= 1 and result.counts.upserted == 0
     [reject] = [r for r in list_rejects(engine, "orders") if r["record_id"] == oid]
     assert (reject["reason"], reject["field_path"]) == ("non_numeric_amount", "total")
     with engine.connect() as conn:  # the target keeps the last version that mapped
         assert conn.execute(select(Order.total, Order.src_updated_at).where(Order.id == oid)).one() == before
-    engine.dispose()
