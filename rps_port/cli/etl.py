@@ -245,7 +245,7 @@ def report_bulk_load(bulk: dict[str, Any] | None, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-# --------------------------------------------------------------------------- dry-run
+# --------------------------------------------------------------------------- status
 
 
 @app.command("status")
@@ -276,14 +276,13 @@ def _print_status(report: Any) -> None:
     t = Table("started", "run", "kind", "status", "collections", "documents", "loaded", "rejected", "skipped",
               "balanced", "seconds", title="ETL runs, latest first")
     for r in report.runs:
-        recs = r.reconciliation
-        total = lambda key: f"{sum(x[key] for x in recs):,}" if recs else "-"  # noqa: E731
+        recs = r.reconciliation  # empty for a replay, or a run stopped before its first collection ended
+        totals = [f"{sum(x[key] for x in recs):,}" if recs else "-" for key in ("source_total", "loaded", "rejected")]
         skipped = f"{sum(sum(x['skipped'].values()) for x in recs):,}" if recs else "-"
         balanced = ("yes" if all(x["balanced"] for x in recs) else "[red]no[/red]") if recs else "-"
         status = r.status + (" (resumed)" if r.resumed else "")
         t.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.run_id[:8], r.kind, status, ",".join(r.collections),
-                  total("source_total"), total("loaded"), total("rejected"), skipped, balanced,
-                  f"{r.seconds:.1f}" if r.seconds is not None else "-")
+                  *totals, skipped, balanced, f"{r.seconds:.1f}" if r.seconds is not None else "-")
     console.print(t)
     for job in report.unfinished:
         console.print(f"[yellow]unfinished[/yellow] job {job.job_id[:8]} (last run {job.run_id[:8]}: {job.status}), "
@@ -312,6 +311,9 @@ def _print_status(report: Any) -> None:
         verdict = "clean" if v["clean"] else f"[red]{v['differences']:,} difference(s)[/red]"
         console.print(f"last verify ({v['mode']}): {verdict}, finished {v['finished_at']:%Y-%m-%d %H:%M:%S}")
     console.print("settled" if report.settled else "[yellow]not settled[/yellow]")
+
+
+# --------------------------------------------------------------------------- dry-run
 
 
 @app.command("dry-run")
