@@ -251,15 +251,23 @@ def replay_rejects(
                                                    _T.c.run_id != run_id, _T.c.resolved_at.is_(None)))
                              .values(resolved_at=utcnow()))
 
-    for coll, doc in _documents(engine, collection, reasons, source, file_items):
-        pending.setdefault(coll, []).append(doc)
-        if len(pending[coll]) >= batch_size:
+    try:
+        for coll, doc in _documents(engine, collection, reasons, source, file_items):
+            pending.setdefault(coll, []).append(doc)
+            if len(pending[coll]) >= batch_size:
+                flush(coll)
+        for coll in mapping.order([c for c in pending if c in mapping.collections]):
             flush(coll)
-    for coll in mapping.order([c for c in pending if c in mapping.collections]):
-        flush(coll)
+    except BaseException:  # each flushed batch is committed; the run says it did not finish
+        _finish(engine, run_id, "failed", summary)
+        raise
     summary.still_rejected = dict(still)
     summary.skipped = dict(skipped)
+    _finish(engine, run_id, "done", summary)
+    return summary
+
+
+def _finish(engine: Engine, run_id: str, status: str, summary: ReplaySummary) -> None:
     with engine.begin() as conn:
         conn.execute(update(EtlRun.__table__).where(EtlRun.__table__.c.id == run_id)
-                     .values(status="done", finished_at=utcnow(), summary=summary.as_dict()))
-    return summary
+                     .values(status=status, finished_at=utcnow(), summary=summary.as_dict()))

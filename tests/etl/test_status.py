@@ -78,3 +78,23 @@ def test_status_shows_an_unfinished_job_until_the_next_run_resumes_it(db_url, sm
     human = runner.invoke(app, ["etl", "status", "--target", db_url]).output
     assert "sync positions" in human and "last verify (full): clean" in human
     engine.dispose()
+
+
+def test_a_replay_that_crashes_is_recorded_as_failed_not_running(db_url, small_dataset, monkeypatch):
+    from rps_port.etl.batch import BatchProcessor
+    from rps_port.etl.rejects import replay_rejects
+
+    engine = make_engine(db_url)
+    mapping = load_mapping(secret=DEFAULT_SECRET)
+    run_backfill(engine, open_source(small_dataset), mapping)
+
+    def broken(self, writer, mapped):
+        raise Stop
+
+    monkeypatch.setattr(BatchProcessor, "write", broken)
+    with pytest.raises(Stop):
+        replay_rejects(engine, mapping)
+    _, report = _status(db_url)
+    latest = report["runs"][0]
+    assert (latest["kind"], latest["status"]) == ("replay", "failed") and latest["finished_at"] is not None
+    engine.dispose()
