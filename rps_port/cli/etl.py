@@ -72,6 +72,12 @@ def _source(location: str, db: str | None) -> Any:
         raise fail(str(exc), 2) from None
 
 
+def source_stopped(exc: Exception) -> typer.Exit:
+    """A source that failed mid-read (e.g. a dump file cut short): what loaded before it is committed."""
+    return fail(f"{exc}\nthe run stopped there; fix the source and run the same command again: "
+                "it resumes from its last checkpoint")
+
+
 def _target(url: str | None) -> str:
     return url or settings_or_exit().database_url
 
@@ -191,9 +197,8 @@ def run(
                                        progress=etl_progress(bar), bulk_load=bulk_load)
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
-    except SourceError as exc:  # e.g. a dump file cut short: what loaded before it is committed
-        raise fail(f"{exc}\nthe run stopped there; fix the source and run the same command again: "
-                   "it resumes from its last checkpoint") from None
+    except SourceError as exc:
+        raise source_stopped(exc) from None
     finally:
         src.close()
     summary.migrated = migrated

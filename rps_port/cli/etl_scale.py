@@ -30,6 +30,7 @@ from rps_port.cli.etl import (
     _source,
     _target,
     print_run,
+    source_stopped,
     report_bulk_load,
 )
 from rps_port.config import mask_url
@@ -89,6 +90,7 @@ def run_with_executor(
 ) -> None:
     from rps_port.etl.executors import WorkerSpec, run_scaled_backfill
     from rps_port.etl.progress import JsonProgress, RichProgress
+    from rps_port.etl.sources import SourceError
     from rps_port.observability.hooks import etl_progress
 
     m = _mapping(mapping)
@@ -115,6 +117,8 @@ def run_with_executor(
         raise fail(str(exc), 2) from None
     except KeyError as exc:
         raise fail(str(exc.args[0]), 2) from None
+    except SourceError as exc:
+        raise source_stopped(exc) from None
     finally:
         ex.close()
         src.close()

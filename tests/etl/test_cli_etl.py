@@ -150,7 +150,9 @@ def test_an_imbalanced_reconciliation_exits_1(small_dataset, sqlite_url, monkeyp
     assert [r["balanced"] for r in summary["reconciliation"]] == [True, False]
 
 
-def test_a_dump_cut_short_stops_the_run_clearly_and_the_fixed_dump_resumes_it(small_dataset, sqlite_url, tmp_path):
+@pytest.mark.parametrize("executor", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
+def test_a_dump_cut_short_stops_the_run_clearly_and_the_fixed_dump_resumes_it(small_dataset, sqlite_url, tmp_path,
+                                                                              executor):
     import shutil
 
     dump = tmp_path / "dump"
@@ -158,14 +160,14 @@ def test_a_dump_cut_short_stops_the_run_clearly_and_the_fixed_dump_resumes_it(sm
     orders = dump / "rps" / "orders.bson"
     whole = orders.read_bytes()
     orders.write_bytes(whole[: len(whole) // 2 + 7])  # a mongodump interrupted mid-document
-    cut = runner.invoke(app, ["etl", "run", "--source", str(dump), "--target", sqlite_url])
+    cut = runner.invoke(app, ["etl", "run", "--source", str(dump), "--target", sqlite_url, *executor])
     assert cut.exit_code == 1
     printed = "".join(cut.output.split())  # the console wraps long lines, even inside a path
     assert "orders.bson:truncatedBSONdocumentatbyte" in printed and "resumesfromitslastcheckpoint" in printed
     assert "Traceback" not in cut.output
 
     orders.write_bytes(whole)
-    again = runner.invoke(app, ["etl", "run", "--source", str(dump), "--target", sqlite_url, "--json"])
+    again = runner.invoke(app, ["etl", "run", "--source", str(dump), "--target", sqlite_url, "--json", *executor])
     assert again.exit_code == 0, again.output
     summary = _json_lines(again.output)[-1]
     assert summary["resumed"] and summary["balanced"]
