@@ -30,8 +30,8 @@ from rps_port.cli.etl import (
     _source,
     _target,
     print_run,
-    source_stopped,
     report_bulk_load,
+    source_stopped,
 )
 from rps_port.config import mask_url
 from rps_port.db import is_sqlite
