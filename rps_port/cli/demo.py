@@ -29,6 +29,7 @@ def where_next(result, workdir: Path) -> Panel:
         "",
         "Look around the rehearsal's database and audit log:",
         f"  export RPS_DATABASE_URL=sqlite:///{db} RPS_CUTOVER_AUDIT_LOG={workdir / 'audit.jsonl'}",
+        "  rps-port etl status            # the backfill, open rejects, sync positions, last verify",
         "  rps-port cutover status        # stage, gates of the next move",
         "  rps-port cutover audit --verify",
         f"  rps-port legacy serve --data {workdir / 'legacy'} --jwt-secret dev-secret   # the legacy API emulator",

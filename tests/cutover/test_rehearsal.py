@@ -83,3 +83,10 @@ def test_demo_tells_the_story_in_a_fresh_directory(tmp_path: Path, monkeypatch):
     assert "Backfill reconciliation" in out and "Where to look next" in out and "Rehearsal summary" in out
     assert (tmp_path / "rps-port-demo" / "legacy" / "manifest.json").is_file()
     assert (tmp_path / "rps-port-demo" / "rps-port.db").is_file()
+    # the panel's first suggestion works on the rehearsal's database
+    assert "rps-port etl status" in out
+    status = CliRunner().invoke(app, ["etl", "status", "--json", "--target",
+                                      f"sqlite:///{tmp_path / 'rps-port-demo' / 'rps-port.db'}"])
+    assert status.exit_code == 0, status.output
+    latest = json.loads(status.stdout)["runs"][0]
+    assert (latest["kind"], latest["status"]) == ("backfill", "done")
