@@ -52,9 +52,6 @@ class Fixes:
     def __init__(self, by_id: dict[str, Fix] | None = None) -> None:
         self.by_id = by_id or {}
 
-    def __bool__(self) -> bool:
-        return bool(self.by_id)
-
     @classmethod
     def load(cls, conn: Connection, collection: str) -> Fixes:
         rows = conn.execute(select(_T).where(_T.c.collection == collection)).all()

@@ -29,6 +29,7 @@ from rps_port.etl.tables import mapping_tables
 from rps_port.timeutil import utcnow
 
 _T = EtlReject.__table__
+REPLAY_JOB_KEY = "replay"  # etl_runs.job_key of a replay: never a job a later `etl run` resumes
 
 
 def _where(collection: str | None, reasons: list[str] | None, include_resolved: bool) -> Any:
@@ -219,7 +220,7 @@ def replay_rejects(
     run_id = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(insert(EtlRun.__table__).values(
-            id=run_id, job_id=run_id, job_key="replay", source=str(file or (source.description if source else "stored")),
+            id=run_id, job_id=run_id, job_key=REPLAY_JOB_KEY, source=str(file or (source.description if source else "stored")),
             mapping_version=mapping.version, collections=[collection] if collection else list(mapping.collections),
             status="running", started_at=utcnow(),
         ))

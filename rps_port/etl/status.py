@@ -14,6 +14,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from rps_port.etl import bulkload
 from rps_port.etl.models import EtlCheckpoint, EtlReconciliation, EtlReject, EtlRun
+from rps_port.etl.rejects import REPLAY_JOB_KEY
 from rps_port.etl.sync_models import EtlSyncState, EtlVerifyRun
 
 UNFINISHED = ("running", "failed", "interrupted")
@@ -111,7 +112,7 @@ def etl_status(engine: Engine, limit: int = 10) -> EtlStatus:
                     "collection": r.collection, "source_total": r.source_total, "loaded": r.loaded,
                     "rejected": r.rejected, "skipped": r.skipped, "flagged": r.flagged, "balanced": r.balanced})
         runs = [
-            RunInfo(row.id, row.job_id, "replay" if row.job_key == "replay" else "backfill", row.status, row.source,
+            RunInfo(row.id, row.job_id, "replay" if row.job_key == REPLAY_JOB_KEY else "backfill", row.status, row.source,
                     list(row.collections or []), row.started_at, row.finished_at, row.job_id != row.id,
                     recs.get(row.id, []))
             for row in rows
@@ -120,7 +121,7 @@ def etl_status(engine: Engine, limit: int = 10) -> EtlStatus:
         latest = select(runs_t.c.job_key, func.max(runs_t.c.started_at).label("at")).group_by(runs_t.c.job_key).subquery()
         heads = conn.execute(
             select(runs_t).join(latest, and_(runs_t.c.job_key == latest.c.job_key, runs_t.c.started_at == latest.c.at))
-            .where(runs_t.c.status.in_(UNFINISHED), runs_t.c.job_key != "replay")
+            .where(runs_t.c.status.in_(UNFINISHED), runs_t.c.job_key != REPLAY_JOB_KEY)
             .order_by(runs_t.c.started_at.desc())
         ).all()
         unfinished = [UnfinishedJob(h.job_id, h.id, h.status, h.source, _progress(conn, h.job_id)) for h in heads]
