@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,7 +203,7 @@ def run(
     summary.migrated = migrated
     data = summary.as_dict()
     if as_json:
-        typer.echo(json.dumps({"event": "summary", **data}, default=str))
+        print_json_line({"event": "summary", **data})
     else:
         print_run(data, url)
     report_bulk_load(summary.bulk_load, as_json)

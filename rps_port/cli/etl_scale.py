@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rps_port.cli.common import console, err_console, fail, is_ci, print_json
+from rps_port.cli.common import console, err_console, fail, is_ci, print_json, print_json_line
 from rps_port.cli.etl import (
     CollectionsOpt,
     DbOpt,
@@ -127,7 +126,7 @@ def run_with_executor(
     retries = [retry_command(source, url, names, mapping, db, f.selector) for f in result.failures]
     data["retry_commands"] = retries
     if as_json:
-        typer.echo(json.dumps({"event": "summary", **data}, default=str))
+        print_json_line({"event": "summary", **data})
     else:
         summary = result.summary
         print_run(data, url, f" on {result.executor} x{result.workers}")
